@@ -1,0 +1,132 @@
+"""Single-clip commands: ``probe``, ``sample-media`` (and, as they land, ``detect``, ``train``, ``eval``).
+
+The CLI only parses arguments and calls library functions; ``AvfuseError``
+becomes one line on stderr and exit code 1 (see ``jobs.cli.main``).
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.config import DecodeSettings
+from pipeline.decode import DecodeReport, StreamingDecoder
+from pipeline.media import MediaInfo, probe
+
+console = Console()
+
+
+def _fmt(x: float | None, unit: str = "", digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}{unit}"
+
+
+def probe_table(info: MediaInfo, segment_s: Fraction) -> Table:
+    table = Table(title=f"{info.path}  ({info.container}, {info.size_bytes:,} bytes)")
+    for col in ("stream", "codec", "start", "duration", "details"):
+        table.add_column(col)
+    for s in info.streams:
+        if s.kind == "video":
+            details = (
+                f"{s.width}x{s.height}, {_fmt(None if s.fps is None else float(s.fps), ' fps', 2)}, "
+                f"rotation {s.rotation}°, {s.frames or '?'} frames"
+            )
+        else:
+            details = f"{s.sample_rate} Hz, {s.channels} ch"
+        table.add_row(
+            f"#{s.index} {s.kind}",
+            s.codec,
+            _fmt(None if s.start_s is None else float(s.start_s), " s"),
+            _fmt(None if s.duration_s is None else float(s.duration_s), " s"),
+            details,
+        )
+    duration = None if info.duration_s is None else float(info.duration_s)
+    table.caption = (
+        f"duration {_fmt(duration, ' s')}, {info.n_segments(segment_s)} segments of "
+        f"{float(segment_s):g} s; audio {'yes' if info.has_audio else 'missing'}, "
+        f"video {'yes' if info.has_video else 'missing'}"
+    )
+    return table
+
+
+def probe_cmd(
+    clip: Annotated[Path, typer.Argument(help="A video or audio file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    segment_s: Annotated[float, typer.Option(help="Segment length in seconds.")] = 1.0,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Decode the whole file too, and fail (exit 1) if it is truncated or undecodable.",
+        ),
+    ] = False,
+) -> None:
+    """Show what the decoder sees: streams, codecs, duration, fps, size, rotation, segments."""
+    info = probe(clip)
+    seg = Fraction(segment_s).limit_denominator(1000)
+    report = None
+    if check:
+        report = check_decode(clip, seg)
+    if as_json:
+        data = info.to_dict()
+        data["segment_s"] = float(seg)
+        data["n_segments"] = info.n_segments(seg)
+        if report is not None:
+            data["decoded_s"] = float(report.decoded_s)
+            data["decoded_segments"] = report.n_segments
+            data["truncated"] = report.truncated
+            data["decode_errors"] = report.decode_errors
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        console.print(probe_table(info, seg))
+        if report is not None:
+            console.print(
+                f"decoded {float(report.decoded_s):.3f} s in {report.n_segments} segments, "
+                f"{report.video_frames_decoded} video frames, {report.audio_samples} audio samples, "
+                f"{report.decode_errors} decode errors"
+            )
+    if report is not None:
+        report.raise_if_truncated()
+
+
+def check_decode(clip: Path, segment_s: Fraction) -> DecodeReport:
+    """Decode every segment of ``clip`` (small frames) and return the report."""
+    settings = DecodeSettings(fps=Fraction(1) / segment_s, frame_size=16, segment_s=segment_s)
+    with StreamingDecoder(clip, settings) as decoder:
+        for _ in decoder.segments():
+            pass
+        return decoder.report
+
+
+def sample_media_cmd(
+    out: Annotated[Path, typer.Option(help="Folder to write clips and annotations into.")],
+    n: Annotated[int, typer.Option(help="Number of clips.")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same clips).")] = 0,
+    duration: Annotated[int, typer.Option(help="Clip length in seconds.")] = 10,
+    formats: Annotated[
+        str, typer.Option(help="Comma-separated containers to cycle through: mp4,webm,mkv,mov.")
+    ] = "mp4",
+    without_audio: Annotated[
+        str, typer.Option(help="Comma-separated clip indices to write without an audio track.")
+    ] = "",
+) -> None:
+    """Generate synthetic audio-visual event clips with AVE and DCASE ground truth."""
+    from sample_media.generate import generate
+
+    exts = tuple("." + f.strip().lstrip(".") for f in formats.split(",") if f.strip())
+    silent = [int(i) for i in without_audio.split(",") if i.strip()]
+    plans = generate(out, n, seed, duration=duration, formats=exts, without_audio=silent)
+    console.print(f"wrote {len(plans)} clips and annotations to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the single-clip commands to ``app``."""
+    app.command("probe")(probe_cmd)
+    app.command("sample-media")(sample_media_cmd)
+
+

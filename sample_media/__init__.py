@@ -1,0 +1,1 @@
+"""Synthetic audio-visual event clips with ground truth (see ``generate``)."""
