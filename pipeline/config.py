@@ -39,6 +39,7 @@ class DecodeSettings:
     keyframes_only: bool = False  # fast mode: decode keyframes only (frames jump in time)
     decode_video: bool = True  # False skips the video stream entirely
     decode_audio: bool = True  # False skips the audio stream entirely
+    threads: int = 0  # video decoder threads; 0 = one per CPU core this process may use
 
     @property
     def frames_per_segment(self) -> int:
@@ -65,6 +66,8 @@ class DecodeSettings:
             out.append(f"sample_rate must be between 4000 and 96000 Hz (got {self.sample_rate})")
         elif self.segment_s > 0 and (self.sample_rate * self.segment_s).denominator != 1:
             out.append("sample_rate x segment_s must be a whole number of samples per segment")
+        if self.threads < 0:
+            out.append(f"threads must be >= 0 (got {self.threads})")
         if not (self.decode_video or self.decode_audio):
             out.append("at least one of decode_video, decode_audio must be true")
         return out

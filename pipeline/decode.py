@@ -14,6 +14,7 @@ truncated in ``DecodeReport``; what was decoded is still yielded.
 from __future__ import annotations
 
 import math
+import os
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -94,6 +95,13 @@ class DecodeReport:
                 decoded_s=float(self.decoded_s),
                 expected_s=None if self.declared_s is None else float(self.declared_s),
             )
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, not the whole machine)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 class _SampleBuffer:
@@ -178,7 +186,10 @@ class StreamingDecoder:
             self.close()
             raise UnsupportedMediaError(self.source, f"no decoder for {kind} stream #{stream.index}")
         if kind == "video":
-            stream.thread_type = "AUTO"  # frame threading: ~1.6x faster than slice threading
+            # frame+slice threading, one thread per core: FFmpeg's automatic count (cores + 1)
+            # measured 10-25% slower on 2 cores, slice-only threading ~1.6x slower
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = self.settings.threads or available_cpus()
         return stream
 
     @property
@@ -226,18 +237,23 @@ class _DecodeState:
         self.N = s.samples_per_segment
         self.S = s.frame_size
         self.sr = s.sample_rate
-        # video
+        # video, kept in integer ticks of the stream's time base (exact, and cheap per frame)
+        vs = dec.video_stream
+        self.vtb = Fraction(vs.time_base) if vs is not None and vs.time_base else Fraction(1, 90_000)
         self.next_target = 0  # index j of the next sampling time (j + 1/2) / fps
+        self.next_target_ticks = self.floor_ticks(self.target_time(0))
         self.sampled: dict[int, tuple[np.ndarray, float]] = {}
-        self.prev: Any = None  # the frame on screen since prev_t
-        self.prev_t = Fraction(0)
+        self.prev: Any = None  # the frame on screen since prev_pts
+        self.prev_pts = 0
         self.prev_array: np.ndarray | None = None
-        self.video_until = Fraction(-1)
+        self.video_until = -(1 << 62)  # pts of the latest frame
         self.video_end = Fraction(0)
         self.video_done = not dec.has_video
         self.packet_end = Fraction(0)
         self.frames_decoded = 0
         self.frames_sampled = 0
+        self.seg_end_ticks = self.ceil_ticks(self.seg)  # segment 0's end, in ticks
+        self._ticks_for_segment = 0
         # audio
         self.buffer = _SampleBuffer()
         self.audio_start: int | None = None
@@ -245,6 +261,7 @@ class _DecodeState:
         self.resampler: av.AudioResampler | None = None
         self.resampler_key: tuple[Any, ...] | None = None
         self.audio_samples = 0
+        self.gap_samples = int(AUDIO_GAP_S * self.sr)
         # segments
         self.next_segment = 0
         self.errors = 0
@@ -254,18 +271,41 @@ class _DecodeState:
     def target_time(self, j: int) -> Fraction:
         return (j + Fraction(1, 2)) / self.fps
 
-    def frame_time(self, frame: Any, stream: Any) -> Fraction | None:
-        # frames from threaded decoders may carry no time base: the stream's applies
+    def _ticks(self, t: Fraction) -> Fraction:
+        return (t + self.dec.origin) / self.vtb
+
+    def floor_ticks(self, t: Fraction) -> int:
+        """For integer pts p: time t < time(p)  <=>  floor_ticks(t) < p."""
+        return math.floor(self._ticks(t))
+
+    def ceil_ticks(self, t: Fraction) -> int:
+        """For integer pts p: time(p) >= t  <=>  p >= ceil_ticks(t)."""
+        return math.ceil(self._ticks(t))
+
+    def pts_time(self, pts: int) -> Fraction:
+        return pts * self.vtb - self.dec.origin
+
+    def _advance_target(self) -> None:
+        self.next_target += 1
+        self.next_target_ticks = self.floor_ticks(self.target_time(self.next_target))
+
+    def audio_position(self, frame: Any, stream: Any) -> int | None:
+        """Output-sample index where ``frame`` starts, in integer arithmetic."""
         tb = frame.time_base or stream.time_base
         if frame.pts is None or tb is None:
             return None
-        return Fraction(frame.pts) * tb - self.dec.origin
+        o = self.dec.origin
+        num = frame.pts * tb.numerator * o.denominator - o.numerator * tb.denominator
+        den = tb.denominator * o.denominator
+        return (2 * num * self.sr + den) // (2 * den)  # rounded
 
     # ---- video ----------------------------------------------------------------------
     def _prev_rgb(self) -> np.ndarray:
         if self.prev_array is None:
+            # AREA: a proper box filter for large reductions, and 2.4x cheaper than swscale's
+            # default bilinear at 720p -> 112; one thread, not to fight the decoder's threads
             arr = self.prev.to_ndarray(
-                width=self.S, height=self.S, format="rgb24", threads=1
+                width=self.S, height=self.S, format="rgb24", threads=1, interpolation="AREA"
             )
             k = self.dec.rotation // 90
             if k:
@@ -273,33 +313,33 @@ class _DecodeState:
             self.prev_array = arr
         return self.prev_array
 
-    def _emit_targets_before(self, t: Fraction) -> None:
-        while self.target_time(self.next_target) < t:
-            if self.prev is not None and self.target_time(self.next_target) >= self.prev_t:
-                self.sampled[self.next_target] = (self._prev_rgb(), float(self.prev_t))
+    def _emit_targets_before(self, pts: int) -> None:
+        """Sample the frame on screen for every target time before ``pts``."""
+        while self.next_target_ticks < pts:
+            if self.prev is not None and self.next_target_ticks >= self.prev_pts:
+                self.sampled[self.next_target] = (self._prev_rgb(), float(self.pts_time(self.prev_pts)))
                 self.frames_sampled += 1
-            self.next_target += 1
+            self._advance_target()
 
     def on_video_frame(self, frame: Any) -> None:
         self.frames_decoded += 1
-        t = self.frame_time(frame, self.dec.video_stream)
-        if t is None:
-            t = self.prev_t + self._frame_duration(None)
+        pts = frame.pts
+        if pts is None:
+            pts = self.prev_pts + self._duration_ticks(None)
         if self.prev is None:
             self.dec.rotation = display_rotation(frame)
-        elif t < self.prev_t:
-            t = self.prev_t  # broken timestamps: never go back in time
-        self._emit_targets_before(t)
-        self.prev, self.prev_t, self.prev_array = frame, t, None
-        self.video_until = t
+        elif pts < self.prev_pts:
+            pts = self.prev_pts  # broken timestamps: never go back in time
+        self._emit_targets_before(pts)
+        self.prev, self.prev_pts, self.prev_array = frame, pts, None
+        self.video_until = pts
 
-    def _frame_duration(self, frame: Any) -> Fraction:
+    def _duration_ticks(self, frame: Any) -> int:
+        if frame is not None and frame.duration:
+            return int(frame.duration)
         stream = self.dec.video_stream
-        tb = None if frame is None else (frame.time_base or stream.time_base)
-        if frame is not None and frame.duration and tb is not None:
-            return Fraction(frame.duration) * tb
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        return 1 / Fraction(rate) if rate else 1 / self.fps
+        return max(1, round(1 / (Fraction(rate) if rate else self.fps) / self.vtb))
 
     def _note_video_packet(self, packet: Any) -> None:
         """Keyframes-only mode: remember where the skipped frames end."""
@@ -309,25 +349,23 @@ class _DecodeState:
 
     def finish_video(self) -> None:
         if self.prev is not None:
-            end = self.prev_t + self._frame_duration(self.prev)
+            end_pts = self.prev_pts + self._duration_ticks(self.prev)
             # keyframes-only: the last keyframe stands for the frames skipped after it
-            end = max(end, self.packet_end)
-            self._emit_targets_before(end)
-            self.video_end = end
+            end_pts = max(end_pts, self.ceil_ticks(self.packet_end))
+            self._emit_targets_before(end_pts)
+            self.video_end = self.pts_time(end_pts)
             self.prev = self.prev_array = None
         self.video_done = True
 
     # ---- audio ----------------------------------------------------------------------
     def on_audio_frame(self, frame: Any) -> None:
-        t = self.frame_time(frame, self.dec.audio_stream)
+        pos = self.audio_position(frame, self.dec.audio_stream)
         if self.audio_start is None:
-            start = 0 if t is None else round(t * self.sr)
+            start = 0 if pos is None else pos
             self.audio_start = start
             self.buffer.start_at(start)
-        elif t is not None:
-            expected = round(t * self.sr)
-            if expected - self.buffer.end > AUDIO_GAP_S * self.sr:
-                self.buffer.pad_to(expected)  # a gap in the stream is silence
+        elif pos is not None and pos - self.buffer.end > self.gap_samples:
+            self.buffer.pad_to(pos)  # a gap in the stream is silence
         key = (frame.format.name, frame.layout.name, frame.sample_rate)
         if self.resampler is None or key != self.resampler_key:
             self._drain_resampler()
@@ -338,7 +376,8 @@ class _DecodeState:
             self._append_audio(out)
 
     def _append_audio(self, out: Any) -> None:
-        samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+        # packed float mono: the one plane is the samples (cheaper than to_ndarray's vstack)
+        samples = np.frombuffer(out.planes[0], dtype=np.float32, count=out.samples)
         self.buffer.append(samples)
         self.audio_samples += samples.size
 
@@ -354,10 +393,15 @@ class _DecodeState:
 
     # ---- segments -------------------------------------------------------------------
     def _segment_ready(self, k: int) -> bool:
-        end = (k + 1) * self.seg
-        video_ok = self.video_done or (self.video_until >= end and self.next_target >= (k + 1) * self.F)
         audio_ok = self.audio_done or self.buffer.end >= (k + 1) * self.N
-        return video_ok and audio_ok
+        if not audio_ok:
+            return False
+        if self.video_done:
+            return True
+        if k != self._ticks_for_segment:
+            self.seg_end_ticks = self.ceil_ticks((k + 1) * self.seg)
+            self._ticks_for_segment = k
+        return self.next_target >= (k + 1) * self.F and self.video_until >= self.seg_end_ticks
 
     def _build(self, k: int, end: Fraction) -> Segment:
         F, S = self.F, self.S
@@ -409,12 +453,15 @@ class _DecodeState:
         dec = self.dec
         streams = [s for s in (dec.video_stream, dec.audio_stream) if s is not None]
         consecutive = {s.index: 0 for s in streams}
+        video, keyframes_only = dec.video_stream, dec.settings.keyframes_only
+        on_video, on_audio = self.on_video_frame, self.on_audio_frame
         try:
             for packet in dec.container.demux(streams):
                 stream = packet.stream
                 if packet.size == 0 and packet.dts is None:
                     continue  # the demuxer's end-of-stream marker; flushed below
-                if stream is dec.video_stream and dec.settings.keyframes_only:
+                is_video = stream is video
+                if is_video and keyframes_only:
                     self._note_video_packet(packet)
                     if not packet.is_keyframe:
                         continue
@@ -427,13 +474,14 @@ class _DecodeState:
                     if consecutive[stream.index] >= MAX_CONSECUTIVE_ERRORS:
                         break
                     continue
+                if not frames:
+                    continue
                 consecutive[stream.index] = 0
+                handle = on_video if is_video else on_audio
                 for frame in frames:
-                    if stream is dec.video_stream:
-                        self.on_video_frame(frame)
-                    else:
-                        self.on_audio_frame(frame)
-                yield from self._ready_segments()
+                    handle(frame)
+                if self._segment_ready(self.next_segment):
+                    yield from self._ready_segments()
         except av.error.FFmpegError as exc:  # demuxer gave up: the rest of the file is unreadable
             self.errors += 1
             self.detail = f"container read error: {exc}"
