@@ -7,6 +7,7 @@ becomes one line on stderr and exit code 1 (see ``jobs.cli.main``).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import DecodeSettings
+from pipeline.config import DecodeSettings, validate
 from pipeline.decode import DecodeReport, StreamingDecoder
 from pipeline.media import MediaInfo, probe
 
@@ -124,9 +125,100 @@ def sample_media_cmd(
     console.print(f"wrote {len(plans)} clips and annotations to {out}")
 
 
+def detect_cmd(
+    clip: Annotated[Path, typer.Argument(help="A video (or audio) file.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model file from `avfuse train`; default: the bundled model.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the events table to this Parquet file.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threshold: Annotated[
+        float | None, typer.Option(help="Segment probability a class needs to count (overrides the model's).")
+    ] = None,
+) -> None:
+    """Detect audio-visual events in one clip, in this process (no Ray)."""
+    from pipeline.detect import analyse, load_model
+    from pipeline.inference import Predictor
+
+    m = load_model(model)
+    if threshold is not None:
+        m.events = replace(m.events, threshold=threshold)
+    validate(m.events)
+    if not m.trained:
+        typer.secho(
+            f"warning: model {m.checkpoint_path} is UNTRAINED (random weights): its events mean nothing",
+            err=True, fg="yellow",
+        )
+    result = analyse(clip, m, Predictor(m, device=device))
+    if out is not None:
+        write_clip_events(result, m, out)
+    if as_json:
+        typer.echo(json.dumps(detect_json(result, m), indent=2))
+    else:
+        console.print(events_table(result, m))
+    result.report.raise_if_truncated()
+
+
+def write_clip_events(result, model, out: Path) -> None:  # noqa: ANN001 - VideoResult, AVModel
+    import pyarrow.parquet as pq
+
+    from pipeline.tables import VideoRecord, video_tables
+
+    rec = VideoRecord(
+        job_id="detect", video_id=Path(result.source).name, path=str(result.source),
+        model_id=model.model_id, processed_at=result.processed_at, elapsed_s=result.elapsed_s, result=result,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(video_tables(rec, model.labels)["events"], out)
+
+
+def detect_json(result, model) -> dict:  # noqa: ANN001
+    sc = result.scores
+    return {
+        "path": str(result.source),
+        "model": {"id": model.model_id, "path": model.checkpoint_path, "trained": model.trained,
+                  "labels": model.labels, "fusion": model.fusion_name},
+        "duration_s": None if result.info.duration_s is None else float(result.info.duration_s),
+        "decoded_s": float(result.report.decoded_s),
+        "truncated": result.report.truncated,
+        "has_audio": result.info.has_audio,
+        "has_video": result.info.has_video,
+        "n_segments": len(sc.probs),
+        "elapsed_s": round(result.elapsed_s, 3),
+        "events": [
+            {"label": e.label, "start_s": e.start_s, "end_s": e.end_s, "duration_s": e.duration_s,
+             "score": round(e.score, 4), "peak_score": round(e.peak_score, 4),
+             "audio_share": round(e.audio_share, 4), "visual_share": round(e.visual_share, 4)}
+            for e in sc.events
+        ],
+    }
+
+
+def events_table(result, model) -> Table:  # noqa: ANN001
+    data = detect_json(result, model)
+    title = (
+        f"{data['path']}: {len(data['events'])} events in {data['decoded_s']:.1f} s "
+        f"({data['n_segments']} segments; audio {'yes' if data['has_audio'] else 'missing'}, "
+        f"video {'yes' if data['has_video'] else 'missing'})"
+    )
+    table = Table(title=title)
+    for col in ("label", "start", "end", "duration", "score", "peak", "audio share", "visual share"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for e in data["events"]:
+        table.add_row(
+            e["label"], f"{e['start_s']:.2f}", f"{e['end_s']:.2f}", f"{e['duration_s']:.2f}",
+            f"{e['score']:.3f}", f"{e['peak_score']:.3f}", f"{e['audio_share']:.2f}", f"{e['visual_share']:.2f}",
+        )
+    trained = "" if model.trained else ", UNTRAINED"
+    table.caption = f"model {model.model_id} ({model.fusion_name}{trained}), {data['elapsed_s']:.2f} s"
+    return table
+
+
 def register(app: typer.Typer) -> None:
     """Add the single-clip commands to ``app``."""
     app.command("probe")(probe_cmd)
+    app.command("detect")(detect_cmd)
     app.command("sample-media")(sample_media_cmd)
 
 
