@@ -14,6 +14,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from pipeline.config import DecodeSettings, validate
@@ -115,13 +123,17 @@ def sample_media_cmd(
     without_audio: Annotated[
         str, typer.Option(help="Comma-separated clip indices to write without an audio track.")
     ] = "",
+    workers: Annotated[int, typer.Option(help="Processes to render clips with (0: one per CPU core).")] = 0,
 ) -> None:
     """Generate synthetic audio-visual event clips with AVE and DCASE ground truth."""
     from sample_media.generate import generate
 
     exts = tuple("." + f.strip().lstrip(".") for f in formats.split(",") if f.strip())
     silent = [int(i) for i in without_audio.split(",") if i.strip()]
-    plans = generate(out, n, seed, duration=duration, formats=exts, without_audio=silent)
+    from pipeline.decode import available_cpus
+
+    plans = generate(out, n, seed, duration=duration, formats=exts, without_audio=silent,
+                     workers=workers or available_cpus())
     console.print(f"wrote {len(plans)} clips and annotations to {out}")
 
 
@@ -163,11 +175,12 @@ def detect_cmd(
 def write_clip_events(result, model, out: Path) -> None:  # noqa: ANN001 - VideoResult, AVModel
     import pyarrow.parquet as pq
 
-    from pipeline.tables import VideoRecord, video_tables
+    from pipeline.tables import VideoRecord, media_summary, video_tables
 
     rec = VideoRecord(
         job_id="detect", video_id=Path(result.source).name, path=str(result.source),
-        model_id=model.model_id, processed_at=result.processed_at, elapsed_s=result.elapsed_s, result=result,
+        model_id=model.model_id, processed_at=result.processed_at, elapsed_s=result.elapsed_s,
+        media=media_summary(result.info, result.report), scores=result.scores,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(video_tables(rec, model.labels)["events"], out)
@@ -215,10 +228,127 @@ def events_table(result, model) -> Table:  # noqa: ANN001
     return table
 
 
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+    )
+
+
+def train_cmd(
+    videos: Annotated[Path, typer.Option(help="Folder of the labelled videos.")],
+    annotations: Annotated[Path, typer.Option(help="AVE (Category&VideoID&...) or DCASE TSV annotation file.")],
+    out: Annotated[Path, typer.Option(help="Where to write the model file.")],
+    fusion: Annotated[str, typer.Option(help="hybrid, early, late, cross_attention, graph or concat.")] = "hybrid",
+    modalities: Annotated[str, typer.Option(help="audio+visual, audio or visual (unimodal baselines).")] = "audio+visual",
+    visual: Annotated[str, typer.Option(help="Visual encoder: small_cnn, resnet18, r2plus1d_18.")] = "small_cnn",
+    audio: Annotated[str, typer.Option(help="Audio encoder: small_cnn, cnn14, cnn14_16k.")] = "small_cnn",
+    visual_weights: Annotated[
+        str | None, typer.Option(help="Pretrained visual weights: a torchvision name (DEFAULT) or a file.")
+    ] = None,
+    audio_weights: Annotated[str | None, typer.Option(help="Pretrained audio weights file (e.g. PANNs Cnn14).")] = None,
+    encoders: Annotated[str, typer.Option(help="train (from scratch), finetune (0.1x lr) or freeze.")] = "train",
+    epochs: Annotated[int, typer.Option()] = 30,
+    batch_size: Annotated[int, typer.Option()] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Share of clips held out to pick the best epoch.")] = 0.1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    modality_dropout: Annotated[float, typer.Option(help="Chance a training sample loses one modality.")] = 0.0,
+    cache_dir: Annotated[Path | None, typer.Option(help="Decoded-clip cache (default .cache/avfuse/decoded).")] = None,
+) -> None:
+    """Train a model on labelled videos (AVE or DCASE annotations)."""
+    from pipeline.train import TrainSettings, train
+
+    settings = TrainSettings(
+        videos=videos, annotations=annotations, out=out, fusion=fusion, modalities=modalities, visual=visual,
+        audio=audio, visual_weights=visual_weights, audio_weights=audio_weights, encoders=encoders,
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, val_fraction=val_fraction, device=device,
+        modality_dropout=modality_dropout, cache_dir=cache_dir,
+    )
+    with _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def stage(name: str, total: int) -> None:
+            label = {"decode": "decoding clips", "train": "training"}[name]
+            tasks[name] = progress.add_task(label, total=total)
+
+        def epoch(st) -> None:  # noqa: ANN001 - EpochStats
+            val = "" if st.validation is None else f", val segment acc {st.validation:.3f}"
+            progress.console.print(f"epoch {st.epoch}: loss {st.loss:.4f}{val} ({st.seconds:.1f} s)")
+
+        report = train(
+            settings,
+            on_stage=stage,
+            on_decoded=lambda n: progress.advance(tasks["decode"], n),
+            on_step=lambda n: progress.advance(tasks["train"], n),
+            on_epoch=epoch,
+        )
+    table = Table(title=f"trained {report.model.fusion_name} on {report.n_train_clips} clips")
+    table.add_column("")
+    table.add_column("", justify="right")
+    val = report.validation_accuracy
+    for k, v in [
+        ("model file", str(report.model_path)),
+        ("labels", ", ".join(report.model.labels)),
+        ("clips train / validation", f"{report.n_train_clips} / {report.n_val_clips}"),
+        ("windows", str(report.n_windows)),
+        ("best epoch", str(report.history.best_epoch)),
+        ("validation segment accuracy", "-" if val is None else f"{val:.4f}"),
+        ("validation event F1 (tuned events)",
+         "-" if report.validation_event_f1 is None else f"{report.validation_event_f1:.4f}"),
+        ("event settings", f"threshold {report.model.events.threshold}, median {report.model.events.median}, "
+                           f"min {report.model.events.min_segments} seg, gap {report.model.events.max_gap}"),
+        ("decode time", f"{report.decode_seconds:.1f} s"),
+        ("training time", f"{report.train_seconds:.1f} s"),
+    ]:
+        table.add_row(k, v)
+    console.print(table)
+
+
+def eval_cmd(
+    videos: Annotated[Path, typer.Option(help="Folder of the annotated videos.")],
+    annotations: Annotated[Path, typer.Option(help="AVE or DCASE annotation file.")],
+    model: Annotated[Path | None, typer.Option(help="Model file; default: the bundled model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    collar: Annotated[float, typer.Option(help="Event-based onset/offset collar in seconds.")] = 0.2,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Score a model on annotated videos: segment accuracy (AVE), clip accuracy/mAP, segment and event F1."""
+    from pipeline.annotations import match_videos, read_annotations
+    from pipeline.detect import load_model
+    from pipeline.evaluate import evaluate
+
+    m = load_model(model)
+    n = len(match_videos(read_annotations(annotations), videos))
+    with _progress() as progress:
+        task = progress.add_task("evaluating", total=n)
+        report = evaluate(m, videos, annotations, device=device, collar=collar,
+                          on_video=lambda k: progress.advance(task, k))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    table = Table(title=f"{n} videos, {report.n_segments} segments, model {m.model_id} ({m.fusion_name})")
+    for col in ("class", "segment F1", "event F1", "event P", "event R", "events"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for label, c in report.per_class.items():
+        table.add_row(label, f"{c.segment_f1:.3f}", f"{c.event_f1:.3f}", f"{c.event_precision:.3f}",
+                      f"{c.event_recall:.3f}", str(c.n_reference_events))
+    table.add_row("overall (micro)", f"{report.segment_f1:.3f}", f"{report.event_f1:.3f}",
+                  f"{report.event_precision:.3f}", f"{report.event_recall:.3f}", "", style="bold")
+    table.caption = (
+        f"segment accuracy {report.segment_accuracy:.4f} | clip accuracy {report.clip_accuracy:.4f} | "
+        f"clip mAP {report.clip_map:.4f} | collar {collar} s"
+    )
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add the single-clip commands to ``app``."""
     app.command("probe")(probe_cmd)
     app.command("detect")(detect_cmd)
+    app.command("train")(train_cmd)
+    app.command("eval")(eval_cmd)
     app.command("sample-media")(sample_media_cmd)
 
 

@@ -163,17 +163,24 @@ class VideoAccumulator:
 
     def add(self, batch: WindowBatch, pred: dict[str, np.ndarray], rows: Sequence[int] | None = None) -> None:
         for b in rows if rows is not None else range(len(batch)):
-            n, first = int(batch.lengths[b]), int(batch.first_segment[b])
-            self.scores.add(first, pred["probs"][b, :n], pred["shares"][b, :n])
-            for w in range(n):
-                self.meta[first + w] = (float(batch.starts[b, w]), float(batch.ends[b, w]),
-                                        bool(batch.visual_present[b, w]), bool(batch.audio_present[b, w]))
-                if "embeddings" in pred:
-                    k = first + w
-                    self._emb_sum[k] = self._emb_sum.get(k, 0) + pred["embeddings"][b, w]
-                    self._emb_count[k] = self._emb_count.get(k, 0) + 1
-            self.clips.append(ClipScore(len(self.clips), first, float(batch.starts[b, 0]),
-                                        float(batch.ends[b, n - 1]), pred["clip_probs"][b]))
+            self.add_window(
+                int(batch.first_segment[b]), int(batch.lengths[b]), batch.starts[b], batch.ends[b],
+                batch.visual_present[b], batch.audio_present[b], pred["probs"][b], pred["shares"][b],
+                pred["clip_probs"][b], pred["embeddings"][b] if "embeddings" in pred else None,
+            )
+
+    def add_window(self, first: int, n: int, starts: np.ndarray, ends: np.ndarray, vp: np.ndarray,
+                   ap: np.ndarray, probs: np.ndarray, shares: np.ndarray, clip_probs: np.ndarray,
+                   embeddings: np.ndarray | None = None) -> None:
+        """One window's predictions: probs (W, C+1), shares (W, C), clip_probs (C,); n real segments."""
+        self.scores.add(first, probs[:n], shares[:n])
+        for w in range(n):
+            k = first + w
+            self.meta[k] = (float(starts[w]), float(ends[w]), bool(vp[w]), bool(ap[w]))
+            if embeddings is not None:
+                self._emb_sum[k] = self._emb_sum.get(k, 0) + embeddings[w]
+                self._emb_count[k] = self._emb_count.get(k, 0) + 1
+        self.clips.append(ClipScore(len(self.clips), first, float(starts[0]), float(ends[n - 1]), clip_probs))
 
     def finish(self) -> VideoScores:
         probs, shares = self.scores.result()

@@ -13,6 +13,7 @@ It is read with ``torch.load(weights_only=True)``; a file that needs anything mo
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 from dataclasses import asdict
 from fractions import Fraction
@@ -43,8 +44,16 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return str(value)  # subclasses such as torch.__version__'s TorchVersion need pickling
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)  # numpy.float64 is a float subclass
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _plain(value.item())
     raise TypeError(f"cannot store {type(value).__name__} value {value!r} in a checkpoint config")
 
 
@@ -221,6 +230,11 @@ def save_checkpoint(model: AVModel, path: str | Path, provenance: dict[str, Any]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
+    try:  # a file that weights_only loading would refuse must never be written
+        torch.load(tmp, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        tmp.unlink()
+        raise TypeError(f"checkpoint payload is not plain data and tensors: {exc}") from exc
     tmp.replace(path)
     return path
 
@@ -238,39 +252,44 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: model file not found; pass --model FILE or train one with `avfuse train`")
+    return load_checkpoint_bytes(path.read_bytes(), str(path), map_location)
+
+
+def load_checkpoint_bytes(data: bytes, name: str = "<bytes>",
+                          map_location: str | torch.device = "cpu") -> AVModel:
+    """``load_checkpoint`` from the file's bytes (how Ray actors receive the model)."""
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"{path}: refused to load: the file holds pickled Python objects, not only tensors and "
+            f"{name}: refused to load: the file holds pickled Python objects, not only tensors and "
             "plain data, and loading it could run arbitrary code"
         ) from exc
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable avfuse model file ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an avfuse model file (no '{FORMAT}' format marker)")
-    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{name}: not a readable avfuse model file ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: not an avfuse model file (no '{FORMAT}' format marker)")
+    if payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: model format version {data.get('format_version')} is not supported "
+            f"{name}: model format version {payload.get('format_version')} is not supported "
             f"(this avfuse reads version {FORMAT_VERSION}); upgrade avfuse or retrain"
         )
-    cfg = data["config"]
+    cfg = payload["config"]
     try:
         model = AVModel(
-            labels=data["labels"], visual=cfg["visual"], audio=cfg["audio"], fusion=cfg["fusion"],
+            labels=payload["labels"], visual=cfg["visual"], audio=cfg["audio"], fusion=cfg["fusion"],
             segment_s=cfg["segment_s"], window=cfg["window"], modalities=cfg["modalities"],
-            events=data.get("events"), provenance=data.get("provenance"), trained=bool(data.get("trained")),
+            events=payload.get("events"), provenance=payload.get("provenance"),
+            trained=bool(payload.get("trained")),
         )
-        model.load_state_dict(data["state_dict"], strict=True)
+        model.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: the model in this file cannot be rebuilt: {exc}") from exc
-    if model.contracts() != data.get("contracts"):
+        raise CheckpointError(f"{name}: the model in this file cannot be rebuilt: {exc}") from exc
+    if model.contracts() != payload.get("contracts"):
         raise CheckpointError(
-            f"{path}: the encoders' input contracts differ from the ones recorded at training time; "
+            f"{name}: the encoders' input contracts differ from the ones recorded at training time; "
             "this avfuse version builds the encoders differently"
         )
-    model.checkpoint_path = str(path)
-    model.model_id = file_digest(path)[:16]
+    model.checkpoint_path = name
+    model.model_id = hashlib.sha256(data).hexdigest()[:16]
     return model.eval()
-
-

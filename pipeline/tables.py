@@ -84,9 +84,33 @@ def empty_tables(labels: Sequence[str], embedding_dim: int | None = None) -> dic
     return {n: with_metadata(schema(n, embedding_dim).empty_table(), n, labels) for n in names}
 
 
+def media_summary(info: Any, report: Any) -> dict[str, Any]:
+    """The per-video facts the ``videos`` table holds, from a MediaInfo and a DecodeReport."""
+    v, a = info.video, info.audio
+    return {
+        "duration_s": None if info.duration_s is None else float(info.duration_s),
+        "decoded_s": float(report.decoded_s),
+        "truncated": bool(report.truncated),
+        "truncation": report.detail if report.truncated else None,
+        "declared_s": None if report.declared_s is None else float(report.declared_s),
+        "container": info.container,
+        "video_codec": v.codec if v else None,
+        "audio_codec": a.codec if a else None,
+        "width": v.width if v else None,
+        "height": v.height if v else None,
+        "fps": float(v.fps) if v and v.fps else None,
+        "has_audio": info.has_audio,
+        "has_video": info.has_video,
+    }
+
+
 @dataclass
 class VideoRecord:
-    """What is known about one input video, whether it succeeded or failed."""
+    """What is known about one input video, whether it succeeded or failed.
+
+    ``media`` is ``media_summary(...)`` and ``scores`` the model's ``VideoScores`` when the
+    video was decoded (a truncated video has both, and an error).
+    """
 
     job_id: str
     video_id: str
@@ -96,7 +120,8 @@ class VideoRecord:
     elapsed_s: float
     error: str | None = None
     error_type: str | None = None
-    result: Any = None  # pipeline.detect.VideoResult when the video was analysed
+    media: dict[str, Any] | None = None
+    scores: Any = None
 
 
 def _table(rows: list[dict[str, Any]], name: str, labels: Sequence[str], dim: int | None = None) -> pa.Table:
@@ -104,10 +129,12 @@ def _table(rows: list[dict[str, Any]], name: str, labels: Sequence[str], dim: in
     return with_metadata(pa.Table.from_pylist(rows, schema=sch), name, labels)
 
 
+_VIDEO_COLUMNS = {f.name for f in schema("videos")}
+
+
 def video_tables(rec: VideoRecord, labels: Sequence[str], embeddings: bool = False) -> dict[str, pa.Table]:
     """All table rows for one video (a failed video has its ``videos`` row only)."""
     ids = {"job_id": rec.job_id, "video_id": rec.video_id}
-    res = rec.result
     row: dict[str, Any] = {
         **ids, "path": rec.path, "status": "failed" if rec.error else "ok", "error": rec.error,
         "error_type": rec.error_type, "model_id": rec.model_id, "processed_at": rec.processed_at,
@@ -119,18 +146,14 @@ def video_tables(rec: VideoRecord, labels: Sequence[str], embeddings: bool = Fal
     events: list[dict[str, Any]] = []
     emb_rows: list[dict[str, Any]] = []
     dim = None
-    if res is not None:
-        info, report, sc = res.info, res.report, res.scores
-        v, a = info.video, info.audio
+    if rec.media is not None:
+        row.update({k: v for k, v in rec.media.items() if k in _VIDEO_COLUMNS})
+    sc = rec.scores
+    if sc is not None:
         C = len(labels)
         fg = sc.probs[:, :C]
         top = np.unravel_index(int(np.argmax(fg)), fg.shape) if fg.size else None
         row.update(
-            duration_s=None if info.duration_s is None else float(info.duration_s),
-            decoded_s=float(report.decoded_s), truncated=report.truncated, container=info.container,
-            video_codec=v.codec if v else None, audio_codec=a.codec if a else None,
-            width=v.width if v else None, height=v.height if v else None,
-            fps=float(v.fps) if v and v.fps else None, has_audio=info.has_audio, has_video=info.has_video,
             n_segments=len(sc.probs), n_events=len(sc.events),
             top_label=labels[top[1]] if top else None, top_score=float(fg[top]) if top else None,
         )

@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from sample_media.synth import BY_LABEL, CLASSES, LABELS, draw
+from sample_media.synth import BY_LABEL, LABELS, draw
 from sample_media.writer import audio_rate_for, write_media
 
 AUDIO_RATE = 44_100  # deliberately not 16 kHz: the decoder must resample
@@ -183,6 +182,14 @@ def write_annotations(plans: Sequence[ClipPlan], out_dir: Path) -> None:
     (out_dir / "ground_truth.json").write_text(json.dumps(truth, indent=1) + "\n")
 
 
+def _write_one(args: tuple[Path, int, int, int, str, bool, str, int, int, int]) -> ClipPlan:
+    out, seed, i, duration, ext, has_audio, prefix, width, height, fps = args
+    rng = np.random.default_rng([seed, i])  # one stream per clip: the same clips in any order
+    plan = plan_clip(rng, f"{prefix}_{seed}_{i:04d}", duration, ext, has_audio)
+    write_clip(plan, out, rng, width, height, fps)
+    return plan
+
+
 def generate(
     out_dir: str | Path,
     n: int,
@@ -195,17 +202,23 @@ def generate(
     formats: Sequence[str] = (".mp4",),
     without_audio: Sequence[int] = (),
     prefix: str = "clip",
+    workers: int = 1,
 ) -> list[ClipPlan]:
-    """Write ``n`` clips (``formats`` cycled; indices in ``without_audio`` get no sound)."""
+    """Write ``n`` clips (``formats`` cycled; indices in ``without_audio`` get no sound).
+
+    Clip ``i`` depends only on ``seed`` and ``i``, so ``workers`` processes make the same set.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    plans = []
-    for i in range(n):
-        ext = formats[i % len(formats)]
-        plan = plan_clip(rng, f"{prefix}_{seed}_{i:04d}", duration, ext, i not in without_audio)
-        write_clip(plan, out, rng, width, height, fps)
-        plans.append(plan)
+    jobs = [(out, seed, i, duration, formats[i % len(formats)], i not in without_audio, prefix, width, height, fps)
+            for i in range(n)]
+    if workers > 1 and n > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            plans = list(pool.map(_write_one, jobs, chunksize=8))
+    else:
+        plans = [_write_one(job) for job in jobs]
     write_annotations(plans, out)
     return plans
 
@@ -215,12 +228,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(argv)
-    generate(args.out, args.n, args.seed)
+    generate(args.out, args.n, args.seed, workers=args.workers)
 
 
 if __name__ == "__main__":
     main()
 
-
-__all__ = ["Appearance", "ClipPlan", "CLASSES", "LABELS", "generate", "plan_clip", "Fraction"]

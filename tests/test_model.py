@@ -33,7 +33,7 @@ def fake_batch(model, B: int = 2):
 def test_decode_settings_come_from_the_encoder_contracts() -> None:
     m = tiny_model()
     s = m.decode_settings
-    assert (s.fps, s.frame_size, s.sample_rate, s.segment_s) == (Fraction(2), 32, 16000, 1)
+    assert (s.fps, s.frame_size, s.sample_rate, s.segment_s) == (Fraction(2), 32, 16000, 1)  # from TINY
     assert s.decode_video and s.decode_audio
     audio_only = tiny_model(modalities=["audio"])
     assert not audio_only.decode_settings.decode_video

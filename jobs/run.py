@@ -1,0 +1,325 @@
+"""``avfuse run``: a batch job on Ray Data, driven from this process.
+
+    inputs -> manifest minus committed videos
+      -> from_items (one video per block)
+      -> flat_map(decode_windows)     CPU tasks, one video each, retried if the worker dies
+      -> map_batches(ModelStage)      actor pool: the model loaded once per actor, GPU when present
+      -> this driver: windows gathered per video -> events -> committed Parquet units
+
+Frames never come back to the driver: the model stage drops them and returns scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from jobs.spec import InputVideo, JobSpec, discover, manifest_digest
+from pipeline.config import validate
+from pipeline.detect import default_model_path
+from pipeline.errors import CheckpointError, JobError, TruncatedMediaError
+from pipeline.inference import VideoAccumulator
+from pipeline.model import AVModel, load_checkpoint_bytes
+from pipeline.sink import ParquetSink
+from pipeline.stages import ModelStage, decode_windows, settings_to_dict
+from pipeline.tables import SCHEMA_VERSION, VideoRecord, video_tables
+
+COMMIT_SECONDS = 15.0  # commit a partial unit after this long, so progress is never held back for long
+
+
+@dataclass
+class Plan:
+    """How the job uses the cluster."""
+
+    decode_workers: int
+    actors: int
+    actor_cpus: float
+    actor_gpus: float
+    device: str
+    torch_threads: int
+
+
+def plan_resources(spec: JobSpec, resources: dict[str, float]) -> Plan:
+    """Decode workers and model actors from the cluster's CPUs and GPUs.
+
+    With GPUs: one actor per GPU and the remaining CPUs decoding (the GPU stage is fed by
+    CPU decoders). CPU only: one model actor holding one core, the other cores decoding.
+    """
+    cpus = max(1, int(resources.get("CPU", 1)))
+    gpus = int(resources.get("GPU", 0))
+    use_gpu = spec.device.startswith("cuda") or (spec.device == "auto" and gpus > 0)
+    if use_gpu:
+        if gpus < 1:
+            raise JobError("--device cuda was asked for but the Ray cluster has no GPU")
+        actors = gpus
+        return Plan(spec.decode_workers or max(1, cpus - actors), actors, 1.0, 1.0, "cuda", 1)
+    workers = spec.decode_workers or max(1, cpus - 1)
+    return Plan(workers, 1, 1.0, 0.0, "cpu", max(1, cpus - workers))
+
+
+@dataclass
+class RunSummary:
+    out: str
+    job_id: str
+    total: int
+    already_done: int
+    scheduled: int
+    ok: int = 0
+    failed: int = 0
+    segments: int = 0
+    events: int = 0
+    video_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    plan: Plan | None = None
+
+    @property
+    def throughput(self) -> float:
+        return self.video_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def read_model(spec: JobSpec) -> tuple[bytes, str]:
+    path = Path(spec.model) if spec.model else default_model_path()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model file not found")
+    return path.read_bytes(), str(path)
+
+
+def start_ray(address: str | None) -> bool:
+    """Join ``address``, or start a private local Ray on 127.0.0.1 (returns True if started here)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
+    if address:
+        ray.init(address=address, **common)
+        return False
+    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **common)
+    return True
+
+
+class Collector:
+    """Gathers model rows per video and turns complete videos into committed rows."""
+
+    def __init__(self, model: AVModel, sink: ParquetSink, job: dict[str, Any], spec: JobSpec,
+                 summary: RunSummary, on_video: Callable[[str, str], None] | None) -> None:
+        self.model, self.sink, self.job, self.spec, self.summary = model, sink, job, spec, summary
+        self.on_video = on_video
+        self.open: dict[str, dict[str, Any]] = {}
+        self.buffer: list[dict] = []
+        self.finished: set[str] = set()
+        self.last_commit = time.monotonic()
+
+    def row(self, r: dict[str, Any]) -> None:
+        vid = str(r["video_id"])
+        if vid in self.finished:
+            return  # a retried decode task can repeat rows of a video already done
+        if r["error"]:
+            self._finish(vid, str(r["path"]), float(r["started_at"]), error=str(r["error"]),
+                         error_type=str(r["error_type"]))
+            return
+        state = self.open.setdefault(vid, {"acc": VideoAccumulator(self.model), "seen": set(), "expected": None,
+                                           "media": None, "path": str(r["path"]),
+                                           "started_at": float(r["started_at"])})
+        index = int(r["window_index"])
+        if index in state["seen"]:
+            return
+        state["seen"].add(index)
+        state["acc"].add_window(int(r["first_segment"]), int(r["length"]), r["starts"], r["ends"],
+                                r["visual_present"], r["audio_present"], r["probs"], r["shares"],
+                                r["clip_probs"], r.get("embeddings"))
+        if r["final"]:
+            state["expected"] = index + 1
+            state["media"] = json.loads(str(r["media"]))
+        if state["expected"] is not None and len(state["seen"]) == state["expected"]:
+            del self.open[vid]
+            media = state["media"]
+            error = error_type = None
+            if media.get("truncated"):
+                error = str(TruncatedMediaError(state["path"], media.get("truncation") or "",
+                                                media["decoded_s"], media.get("declared_s")))
+                error_type = "TruncatedMediaError"
+            self._finish(vid, state["path"], state["started_at"], media=media, scores=state["acc"].finish(),
+                         error=error, error_type=error_type)
+
+    def _finish(self, vid: str, path: str, started_at: float, *, media: dict | None = None, scores: Any = None,
+                error: str | None = None, error_type: str | None = None) -> None:
+        rec = VideoRecord(
+            job_id=self.job["job_id"], video_id=vid, path=path, model_id=self.model.model_id,
+            processed_at=datetime.now(timezone.utc), elapsed_s=max(0.0, time.time() - started_at),
+            error=error, error_type=error_type, media=media, scores=scores,
+        )
+        self.buffer.append(video_tables(rec, self.model.labels, embeddings=self.spec.embeddings))
+        self.finished.add(vid)
+        s = self.summary
+        if error:
+            s.failed += 1
+            s.failures.append((vid, error))
+        else:
+            s.ok += 1
+        if scores is not None:
+            s.segments += len(scores.probs)
+            s.events += len(scores.events)
+            s.video_seconds += float(scores.ends[-1]) if len(scores.ends) else 0.0
+        if self.on_video:
+            self.on_video(vid, "failed" if error else "ok")
+        if len(self.buffer) >= self.spec.commit_every:
+            self.commit()
+
+    def maybe_commit(self) -> None:
+        if self.buffer and time.monotonic() - self.last_commit >= COMMIT_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        if not self.buffer:
+            return
+        self.sink.commit(self.buffer)
+        self.buffer = []
+        self.last_commit = time.monotonic()
+        s = self.summary
+        run = self.job["runs"][-1]
+        run.update(ok=s.ok, failed=s.failed, video_seconds=round(s.video_seconds, 3))
+        counts = self.job["counts"]
+        counts["committed"] = s.already_done + s.ok + s.failed
+        self.sink.write_job(self.job)
+
+
+def _new_job(spec: JobSpec, identity: dict, model: AVModel, model_name: str, digest: str) -> dict[str, Any]:
+    return {
+        "job_id": uuid.uuid4().hex[:12],
+        "schema_version": SCHEMA_VERSION,
+        "state": "created",
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "spec": spec.to_dict(),
+        "identity": identity,
+        "model": {"id": model.model_id, "path": model_name, "sha256": identity["model_sha256"],
+                  "fusion": model.fusion_name, "trained": model.trained},
+        "labels": model.labels,
+        "manifest_digest": digest,
+        "counts": {},
+        "runs": [],
+    }
+
+
+def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = None,
+            on_video: Callable[[str, str], None] | None = None) -> RunSummary:
+    """Run (or resume) the job ``spec`` describes; returns what this run did."""
+    import hashlib
+
+    validate(spec)
+    t0 = time.perf_counter()
+    videos = discover(spec.inputs)
+    model_bytes, model_name = read_model(spec)
+    model = load_checkpoint_bytes(model_bytes, model_name)
+    identity = spec.identity(hashlib.sha256(model_bytes).hexdigest())
+    sink = ParquetSink(spec.out, model.labels, model.fusion.cfg.dim if spec.embeddings else None)
+    job = sink.read_job()
+    if job is not None and spec.overwrite:
+        sink.clear()
+        job = None
+    if job is not None and job.get("identity") != identity:
+        changed = sorted(k for k in identity if job.get("identity", {}).get(k) != identity[k])
+        raise JobError(
+            f"{spec.out} holds job {job.get('job_id')} made with a different {', '.join(changed)}; "
+            "pass --overwrite to replace it, or choose another --out"
+        )
+    sink.prepare()
+    done = sink.committed_ids()
+    todo = [v for v in videos if v.video_id not in done]
+    job = job or _new_job(spec, identity, model, model_name, manifest_digest(videos))
+    job["state"] = "running"
+    job["counts"]["videos_total"] = len(videos)
+    job["runs"].append({
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "scheduled": len(todo), "already_committed": len(done & {v.video_id for v in videos}),
+        "pid": os.getpid(), "address": spec.address or "local",
+    })
+    sink.write_job(job)
+    summary = RunSummary(spec.out, job["job_id"], len(videos), len(videos) - len(todo), len(todo))
+    collector = Collector(model, sink, job, spec, summary, on_video)
+    if on_start:
+        on_start(summary)
+    started_here = False
+    try:
+        if todo:
+            started_here = start_ray(spec.address)
+            _execute(spec, model, model_bytes, model_name, todo, collector, summary)
+        collector.commit()
+        job["state"] = "done"
+    except BaseException:
+        collector.commit()
+        job["state"] = "interrupted"
+        raise
+    finally:
+        summary.wall_seconds = time.perf_counter() - t0
+        run = job["runs"][-1]
+        run.update(finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   wall_s=round(summary.wall_seconds, 3), ok=summary.ok, failed=summary.failed,
+                   video_seconds=round(summary.video_seconds, 3))
+        job["counts"]["committed"] = summary.already_done + summary.ok + summary.failed
+        if job["state"] == "done":
+            job["finished_at"] = run["finished_at"]
+        sink.write_job(job)
+        if started_here:
+            import ray
+
+            ray.shutdown()
+    return summary
+
+
+def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str, todo: list[InputVideo],
+             collector: Collector, summary: RunSummary) -> None:
+    import ray
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.max_errored_blocks = -1  # one video per block: a block lost to a dead worker is one failed video
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    plan = plan_resources(spec, ray.cluster_resources())
+    summary.plan = plan
+    ds = ray.data.from_items([{"video_id": v.video_id, "path": v.path} for v in todo],
+                             override_num_blocks=len(todo))
+    ds = ds.flat_map(
+        decode_windows,
+        fn_kwargs={"settings": settings_to_dict(replace(model.decode_settings, threads=1)),
+            "window": {"segments": model.window.segments, "hop": model.window.hop}},
+        compute=ray.data.TaskPoolStrategy(size=plan.decode_workers),
+        num_cpus=1,
+        # Ray Data retries tasks forever by default: a file that kills FFmpeg would loop.
+        # (Remote args given through a function also keep Ray from fusing decoding into
+        # the model actor, which would serialise the two stages.)
+        ray_remote_args_fn=lambda: {"max_retries": spec.max_retries, "scheduling_strategy": "SPREAD"},
+    )
+    ds = ds.map_batches(
+        ModelStage,
+        fn_constructor_kwargs={"model_bytes": model_bytes, "model_name": model_name, "device": plan.device,
+                               "embeddings": spec.embeddings, "threads": plan.torch_threads},
+        batch_size=spec.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=plan.actors),
+        num_cpus=plan.actor_cpus,
+        num_gpus=plan.actor_gpus,
+    )
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
+        n = len(batch["video_id"])
+        for i in range(n):
+            collector.row({k: v[i] for k, v in batch.items()})
+        collector.maybe_commit()
+    for v in todo:  # never reached the driver: its decode task died more often than retried
+        if v.video_id not in collector.finished:
+            partial = v.video_id in collector.open
+            collector._finish(
+                v.video_id, v.path, time.time(),
+                error=f"{v.path}: the decode worker process died "
+                      f"{'while decoding' if partial else 'on every attempt'} "
+                      f"({spec.max_retries} retries); the file may crash FFmpeg",
+                error_type="WorkerCrashedError",
+            )

@@ -1,0 +1,149 @@
+"""Ray Data stages: decoding as a CPU task function, the model as an actor class.
+
+Rows are dicts of numpy values, one row per analysis window, so that the model stage
+can batch windows across videos:
+
+    video_id, path           str
+    window_index, first_segment, length   int
+    final                    bool: the video's last window (its row carries ``media``)
+    frames                   uint8 (W, F, S, S, 3)   (dropped by the model stage)
+    audio                    float32 (W, N)          (dropped by the model stage)
+    visual_present, audio_present   bool (W,)
+    starts, ends             float64 (W,)
+    error, error_type        str ("" when fine); an error row is the video's only row
+    media                    str: JSON of ``tables.media_summary`` on the final row
+    started_at               float: when decoding of the video started (epoch seconds)
+
+The model stage adds probs (W, C+1), shares (W, C), clip_probs (C,) and, when asked,
+embeddings (W, E).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from fractions import Fraction
+from typing import Any, Iterator
+
+import numpy as np
+
+from pipeline.config import DecodeSettings, WindowSettings
+from pipeline.decode import StreamingDecoder
+from pipeline.errors import AvfuseError, InvalidMediaError
+from pipeline.inference import Predictor, WindowBatch
+from pipeline.media import probe
+from pipeline.model import AVModel, load_checkpoint_bytes
+from pipeline.tables import media_summary
+from pipeline.windows import Window, iter_windows
+
+PASS_THROUGH = ("video_id", "path", "window_index", "first_segment", "length", "final", "visual_present",
+                "audio_present", "starts", "ends", "error", "error_type", "media", "started_at")
+
+
+def settings_to_dict(s: DecodeSettings) -> dict[str, Any]:
+    d = asdict(s)
+    d["fps"], d["segment_s"] = str(s.fps), str(s.segment_s)
+    return d
+
+
+def settings_from_dict(d: dict[str, Any]) -> DecodeSettings:
+    return DecodeSettings(**{**d, "fps": Fraction(d["fps"]), "segment_s": Fraction(d["segment_s"])})
+
+
+def _window_row(video_id: str, path: str, index: int, win: Window, W: int, s: DecodeSettings,
+                started: float, final: bool, media: str = "") -> dict[str, Any]:
+    F, S, N = s.frames_per_segment, s.frame_size, s.samples_per_segment
+    frames = np.zeros((W, F, S, S, 3), np.uint8)
+    audio = np.zeros((W, N), np.float32)
+    vp, ap = np.zeros(W, bool), np.zeros(W, bool)
+    starts, ends = np.full(W, np.nan), np.full(W, np.nan)
+    for w, seg in enumerate(win.segments):
+        frames[w], audio[w] = seg.frames, seg.audio
+        vp[w], ap[w] = seg.has_video, seg.has_audio
+        starts[w], ends[w] = seg.start_s, seg.end_s
+    return {
+        "video_id": video_id, "path": path, "window_index": index, "first_segment": win.first,
+        "length": len(win), "final": final, "frames": frames, "audio": audio, "visual_present": vp,
+        "audio_present": ap, "starts": starts, "ends": ends, "error": "", "error_type": "",
+        "media": media, "started_at": started,
+    }
+
+
+def error_row(video_id: str, path: str, exc: BaseException, W: int, s: DecodeSettings,
+              started: float) -> dict[str, Any]:
+    F, S, N = s.frames_per_segment, s.frame_size, s.samples_per_segment
+    message = str(exc) if isinstance(exc, AvfuseError) else f"unexpected {type(exc).__name__}: {exc}"
+    return {
+        "video_id": video_id, "path": path, "window_index": -1, "first_segment": 0, "length": 0,
+        "final": True, "frames": np.zeros((W, F, S, S, 3), np.uint8), "audio": np.zeros((W, N), np.float32),
+        "visual_present": np.zeros(W, bool), "audio_present": np.zeros(W, bool),
+        "starts": np.full(W, np.nan), "ends": np.full(W, np.nan), "error": message or type(exc).__name__,
+        "error_type": type(exc).__name__, "media": "", "started_at": started,
+    }
+
+
+def decode_windows(row: dict[str, Any], *, settings: dict[str, Any], window: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """``flat_map`` stage: one input video -> its windows, or one error row.
+
+    Per-file failures never escape: they become the video's error row, so one bad file
+    cannot abort the dataset.
+    """
+    s = settings_from_dict(settings)
+    ws = WindowSettings(**window)
+    video_id, path = str(row["video_id"]), str(row["path"])
+    started = time.time()
+    try:
+        info = probe(path)
+        held: tuple[int, Window] | None = None
+        with StreamingDecoder(path, s) as dec:
+            for i, win in enumerate(iter_windows(dec.segments(), ws)):
+                if held is not None:
+                    yield _window_row(video_id, path, held[0], held[1], ws.segments, s, started, False)
+                held = (i, win)
+            report = dec.report
+        if held is None:
+            raise InvalidMediaError(path, "no segment could be decoded")
+        media = json.dumps(media_summary(info, report))
+        yield _window_row(video_id, path, held[0], held[1], ws.segments, s, started, True, media)
+    except Exception as exc:  # noqa: BLE001 - every per-file failure becomes a failed row
+        yield error_row(video_id, path, exc, ws.segments, s, started)
+
+
+class ModelStage:
+    """``map_batches`` actor: the model, loaded once per actor, scoring batches of windows."""
+
+    def __init__(self, model_bytes: bytes, model_name: str, device: str = "auto", embeddings: bool = False,
+                 threads: int = 0) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model: AVModel = load_checkpoint_bytes(model_bytes, model_name)
+        self.predictor = Predictor(self.model, device=device, embeddings=embeddings)
+        self.embeddings = embeddings
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(batch["video_id"])
+        W = batch["starts"].shape[1]
+        C = self.model.num_classes
+        out = {k: batch[k] for k in PASS_THROUGH}
+        out["probs"] = np.zeros((n, W, C + 1), np.float32)
+        out["shares"] = np.zeros((n, W, C), np.float32)
+        out["clip_probs"] = np.zeros((n, C), np.float32)
+        if self.embeddings:
+            out["embeddings"] = np.zeros((n, W, self.model.fusion.cfg.dim), np.float32)
+        ok = np.asarray(batch["error"]) == ""
+        if ok.any():
+            wb = WindowBatch(
+                frames=batch["frames"][ok], audio=batch["audio"][ok],
+                visual_present=batch["visual_present"][ok], audio_present=batch["audio_present"][ok],
+                first_segment=batch["first_segment"][ok], lengths=batch["length"][ok],
+                starts=batch["starts"][ok], ends=batch["ends"][ok],
+            )
+            pred = self.predictor(wb)
+            for k, v in pred.items():
+                if k == "embeddings" and v.shape[-1] != out[k].shape[-1]:
+                    out[k] = np.zeros((n, W, v.shape[-1]), np.float32)
+                out[k][ok] = v
+        return out
