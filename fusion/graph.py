@@ -13,8 +13,8 @@ from torch import Tensor, nn
 
 from fusion.config import FusionConfig
 from fusion.heads import FusionOutput, Heads
-from fusion.layers import TokenEmbed, expand_mask, segment_pool
-from fusion.models import FusionModel
+from fusion.layers import segment_pool
+from fusion.models import TowerFusion
 
 
 def modality_time_adjacency(window: int, neighbours: int) -> Tensor:
@@ -33,14 +33,11 @@ def normalised_adjacency(adj: Tensor, present: Tensor) -> Tensor:
     return d[:, :, None] * a * d[:, None, :]
 
 
-class GraphFusion(FusionModel):
+class GraphFusion(TowerFusion):
     name = "graph"
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__(cfg)
-        self.embed_v = TokenEmbed(cfg.visual_dim, cfg.visual_tokens, cfg.window, cfg.dim)
-        self.embed_a = TokenEmbed(cfg.audio_dim, cfg.audio_tokens, cfg.window, cfg.dim)
-        self.self_v, self.self_a = self._tower(cfg.modality_layers), self._tower(cfg.modality_layers)
         self.register_buffer("adjacency", modality_time_adjacency(cfg.window, cfg.graph_neighbours),
                              persistent=False)
         self.weights = nn.ModuleList(nn.Linear(cfg.dim, cfg.dim) for _ in range(cfg.fusion_layers))
@@ -51,10 +48,7 @@ class GraphFusion(FusionModel):
 
     def fuse(self, visual: Tensor, audio: Tensor, vp: Tensor, ap: Tensor) -> FusionOutput:
         W = visual.shape[1]
-        pv, pa = expand_mask(vp, self.cfg.visual_tokens), expand_mask(ap, self.cfg.audio_tokens)
-        v, a = self.embed_v(visual), self.embed_a(audio)
-        for blk_v, blk_a in zip(self.self_v, self.self_a):
-            v, a = blk_v(v, pv), blk_a(a, pa)
+        v, a, pv, pa = self.towers(visual, audio, vp, ap)
         h = torch.cat([segment_pool(v, pv, W), segment_pool(a, pa, W)], dim=1)  # (B, 2W, dim)
         present = torch.cat([vp, ap], dim=1)  # (B, 2W)
         adj = self.adjacency

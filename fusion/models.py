@@ -73,6 +73,25 @@ def _token_masks(cfg: FusionConfig, vp: Tensor, ap: Tensor) -> tuple[Tensor, Ten
     return expand_mask(vp, cfg.visual_tokens), expand_mask(ap, cfg.audio_tokens)
 
 
+class TowerFusion(FusionModel):
+    """Base of the variants that begin with modality-specific transformer layers."""
+
+    def __init__(self, cfg: FusionConfig, layers: int | None = None) -> None:
+        super().__init__(cfg)
+        layers = cfg.modality_layers if layers is None else layers
+        self.embed_v = TokenEmbed(cfg.visual_dim, cfg.visual_tokens, cfg.window, cfg.dim)
+        self.embed_a = TokenEmbed(cfg.audio_dim, cfg.audio_tokens, cfg.window, cfg.dim)
+        self.self_v, self.self_a = self._tower(layers), self._tower(layers)
+
+    def towers(self, visual: Tensor, audio: Tensor, vp: Tensor, ap: Tensor) -> tuple[Tensor, ...]:
+        """-> visual tokens (B, W*Nv, dim), audio tokens (B, W*Na, dim) and their token masks."""
+        pv, pa = _token_masks(self.cfg, vp, ap)
+        v, a = self.embed_v(visual), self.embed_a(audio)
+        for blk_v, blk_a in zip(self.self_v, self.self_a):
+            v, a = blk_v(v, pv), blk_a(a, pa)
+        return v, a, pv, pa
+
+
 class ConcatFusion(FusionModel):
     """Baseline: per segment, mean tokens of each modality, project, concatenate, classify."""
 
@@ -116,60 +135,45 @@ class EarlyFusion(FusionModel):
         return self.heads(emb, vp | ap)
 
 
-class LateFusion(FusionModel):
+class LateFusion(TowerFusion):
     """Separate transformer towers and heads per modality; logits averaged where present."""
 
     name = "late"
 
     def __init__(self, cfg: FusionConfig) -> None:
-        super().__init__(cfg)
-        self.embed_v = TokenEmbed(cfg.visual_dim, cfg.visual_tokens, cfg.window, cfg.dim)
-        self.embed_a = TokenEmbed(cfg.audio_dim, cfg.audio_tokens, cfg.window, cfg.dim)
-        layers = cfg.modality_layers + cfg.fusion_layers
-        self.tower_v, self.tower_a = self._tower(layers), self._tower(layers)
+        super().__init__(cfg, layers=cfg.modality_layers + cfg.fusion_layers)
         self.heads_v = Heads(cfg.dim, cfg.num_classes, cfg.dropout)
         self.heads_a = Heads(cfg.dim, cfg.num_classes, cfg.dropout)
 
     def fuse(self, visual: Tensor, audio: Tensor, vp: Tensor, ap: Tensor) -> FusionOutput:
         W = visual.shape[1]
-        pv, pa = _token_masks(self.cfg, vp, ap)
-        v, a = self.embed_v(visual), self.embed_a(audio)
-        for blk in self.tower_v:
-            v = blk(v, pv)
-        for blk in self.tower_a:
-            a = blk(a, pa)
+        v, a, pv, pa = self.towers(visual, audio, vp, ap)
         out_v = self.heads_v(segment_pool(v, pv, W), vp)
         out_a = self.heads_a(segment_pool(a, pa, W), ap)
         return average_outputs([out_v, out_a], [vp, ap])
 
 
-class CrossAttentionFusion(FusionModel):
+class CrossAttentionFusion(TowerFusion):
     """Modality layers, then layers where each modality attends to the other."""
 
     name = "cross_attention"
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__(cfg)
-        self.embed_v = TokenEmbed(cfg.visual_dim, cfg.visual_tokens, cfg.window, cfg.dim)
-        self.embed_a = TokenEmbed(cfg.audio_dim, cfg.audio_tokens, cfg.window, cfg.dim)
-        self.self_v, self.self_a = self._tower(cfg.modality_layers), self._tower(cfg.modality_layers)
         self.cross_v, self.cross_a = self._tower(cfg.fusion_layers), self._tower(cfg.fusion_layers)
         self.merge = nn.Linear(2 * cfg.dim, cfg.dim)
         self.heads = Heads(cfg.dim, cfg.num_classes, cfg.dropout)
 
     def fuse(self, visual: Tensor, audio: Tensor, vp: Tensor, ap: Tensor) -> FusionOutput:
         W = visual.shape[1]
-        pv, pa = _token_masks(self.cfg, vp, ap)
-        v, a = self.embed_v(visual), self.embed_a(audio)
-        for blk_v, blk_a in zip(self.self_v, self.self_a):
-            v, a = blk_v(v, pv), blk_a(a, pa)
+        v, a, pv, pa = self.towers(visual, audio, vp, ap)
         for blk_v, blk_a in zip(self.cross_v, self.cross_a):
             v, a = blk_v(v, pv, context=a, context_present=pa), blk_a(a, pa, context=v, context_present=pv)
         emb = self.merge(torch.cat([segment_pool(v, pv, W), segment_pool(a, pa, W)], dim=-1))
         return self.heads(emb, vp | ap)
 
 
-class HybridFusion(FusionModel):
+class HybridFusion(TowerFusion):
     """Attention-bottleneck fusion plus late heads (the default).
 
     Modality-specific layers; then fusion layers in which each modality's tokens attend
@@ -183,9 +187,6 @@ class HybridFusion(FusionModel):
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__(cfg)
-        self.embed_v = TokenEmbed(cfg.visual_dim, cfg.visual_tokens, cfg.window, cfg.dim)
-        self.embed_a = TokenEmbed(cfg.audio_dim, cfg.audio_tokens, cfg.window, cfg.dim)
-        self.self_v, self.self_a = self._tower(cfg.modality_layers), self._tower(cfg.modality_layers)
         self.fuse_v, self.fuse_a = self._tower(cfg.fusion_layers), self._tower(cfg.fusion_layers)
         self.bottleneck = nn.Parameter(torch.zeros(1, cfg.bottleneck_tokens, cfg.dim))
         self.bottleneck_time = nn.Parameter(torch.zeros(cfg.window, 1, cfg.dim))
@@ -199,10 +200,7 @@ class HybridFusion(FusionModel):
     def fuse(self, visual: Tensor, audio: Tensor, vp: Tensor, ap: Tensor) -> FusionOutput:
         B, W = visual.shape[:2]
         nb = self.cfg.bottleneck_tokens
-        pv, pa = _token_masks(self.cfg, vp, ap)
-        v, a = self.embed_v(visual), self.embed_a(audio)
-        for blk_v, blk_a in zip(self.self_v, self.self_a):
-            v, a = blk_v(v, pv), blk_a(a, pa)
+        v, a, pv, pa = self.towers(visual, audio, vp, ap)
         late_v = self.heads_v(segment_pool(v, pv, W), vp)
         late_a = self.heads_a(segment_pool(a, pa, W), ap)
         z = (self.bottleneck + self.bottleneck_time[:W]).reshape(1, W * nb, -1).expand(B, -1, -1)
