@@ -60,6 +60,8 @@ class TrainSettings:
     augment: bool = True  # random horizontal flips of frames and gain changes of audio
     tune_events: bool = True  # pick event thresholds / filters that maximise event F1 on validation
     fusion_config: dict[str, Any] = field(default_factory=dict)
+    visual_kwargs: dict[str, Any] = field(default_factory=dict)  # encoder builder arguments
+    audio_kwargs: dict[str, Any] = field(default_factory=dict)
     cache_dir: Path | None = None
     workers: int = 0
 
@@ -239,6 +241,7 @@ def train(s: TrainSettings, *, on_decoded: Callable[[int], None] | None = None,
     device = resolve_device(s.device)
     model = create_model(
         labels, visual=s.visual, audio=s.audio, fusion=s.fusion,
+        visual_kwargs=s.visual_kwargs, audio_kwargs=s.audio_kwargs,
         fusion_config={"modality_dropout": s.modality_dropout, **s.fusion_config},
         visual_weights=s.visual_weights, audio_weights=s.audio_weights,
         window=WindowSettings(s.window, s.hop), modalities=MODALITY_CHOICES[s.modalities],
