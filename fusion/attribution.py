@@ -1,13 +1,17 @@
-"""How much sound vs. sight drove each segment's scores, measured by masking.
+"""How much sound vs. sight drove each segment's scores: Shapley values over the two modalities.
 
-For every segment and class c, the fused model is run three times in one batch: with
-both modalities, without audio, without vision. The audio share of class c is the drop
-of p(c) when audio is hidden, over the sum of both drops:
+For every segment and class c the fused model is run four times in one batch: with both
+modalities, without audio, without vision and without either (a modality is removed by
+its mask, as for a file that lacks it). With p_AV, p_A, p_V, p_0 the probabilities of c,
+the two-player Shapley values are
 
-    share_audio = relu(p - p_no_audio) / (relu(p - p_no_audio) + relu(p - p_no_visual))
+    phi_audio  = ((p_AV - p_V) + (p_A - p_0)) / 2
+    phi_visual = ((p_AV - p_A) + (p_V - p_0)) / 2
 
-It is 0.5 when neither removal lowers p(c) (both redundant), 0 where the audio is
-missing, and 1 where the video is. This works for every fusion variant alike.
+and the audio share is phi_audio / (phi_audio + phi_visual), each phi clipped at 0. A class
+that needs both modalities (an AND, like an AVE event) gets about 0.5; one that sound
+alone decides gets about 1. It is 0.5 when neither modality raises p(c), 0 where the audio
+is missing, and 1 where the video is. This works for every fusion variant alike.
 """
 
 from __future__ import annotations
@@ -26,15 +30,15 @@ def with_modality_shares(model: FusionModel, visual: Tensor, audio: Tensor, vp: 
     B = visual.shape[0]
     none = torch.zeros_like(vp)
     out = model(
-        torch.cat([visual] * 3), torch.cat([audio] * 3),
-        torch.cat([vp, vp, none]), torch.cat([ap, none, ap]),
+        torch.cat([visual] * 4), torch.cat([audio] * 4),
+        torch.cat([vp, vp, none, none]), torch.cat([ap, none, ap, none]),
     )
     probs = torch.softmax(out.segment_logits.float(), dim=-1)[..., :-1]  # drop background
-    p, p_no_audio, p_no_visual = probs[:B], probs[B : 2 * B], probs[2 * B :]
-    drop_a = (p - p_no_audio).clamp_min(0)
-    drop_v = (p - p_no_visual).clamp_min(0)
-    total = drop_a + drop_v
-    share = torch.where(total > 1e-6, drop_a / total.clamp_min(1e-12), torch.full_like(total, 0.5))
+    p_av, p_v, p_a, p_0 = probs[:B], probs[B : 2 * B], probs[2 * B : 3 * B], probs[3 * B :]
+    phi_a = (((p_av - p_v) + (p_a - p_0)) / 2).clamp_min(0)
+    phi_v = (((p_av - p_a) + (p_v - p_0)) / 2).clamp_min(0)
+    total = phi_a + phi_v
+    share = torch.where(total > 1e-6, phi_a / total.clamp_min(1e-12), torch.full_like(total, 0.5))
     share = torch.where(ap.unsqueeze(-1), share, torch.zeros_like(share))
     share = torch.where(vp.unsqueeze(-1) | ~ap.unsqueeze(-1), share, torch.ones_like(share))
     full = FusionOutput(out.segment_logits[:B], out.clip_logits[:B], out.embeddings[:B])

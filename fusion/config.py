@@ -28,7 +28,7 @@ class FusionConfig:
     graph_neighbours: int = 1  # graph: temporal edges reach this many segments each way
     mlp_ratio: int = 2  # feed-forward width / dim
     dropout: float = 0.1
-    modality_dropout: float = 0.0  # training: chance that a sample loses one modality
+    modality_dropout: float = 0.0  # training: chance that a sample loses one modality (see drop_modalities)
     multilabel: bool = False  # clip head: independent sigmoids instead of one softmax
 
     def to_dict(self) -> dict[str, Any]:

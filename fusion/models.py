@@ -33,7 +33,7 @@ from fusion.layers import Block, TokenEmbed, expand_mask, masked_mean, segment_p
 
 
 class FusionModel(nn.Module):
-    """Base: modality dropout during training, then the variant's ``fuse``."""
+    """Base: validates the config; each variant implements ``fuse``."""
 
     name = "base"
 
@@ -45,8 +45,6 @@ class FusionModel(nn.Module):
         self.cfg = cfg
 
     def forward(self, visual: Tensor, audio: Tensor, visual_present: Tensor, audio_present: Tensor) -> FusionOutput:
-        if self.training and self.cfg.modality_dropout > 0:
-            visual_present, audio_present = drop_modalities(visual_present, audio_present, self.cfg.modality_dropout)
         return self.fuse(visual, audio, visual_present, audio_present)
 
     def fuse(self, visual: Tensor, audio: Tensor, vp: Tensor, ap: Tensor) -> FusionOutput:
@@ -58,11 +56,15 @@ class FusionModel(nn.Module):
         return nn.ModuleList(Block(c.dim, c.heads, c.mlp_ratio, c.dropout) for _ in range(layers))
 
 
-def drop_modalities(vp: Tensor, ap: Tensor, p: float) -> tuple[Tensor, Tensor]:
-    """Per sample, with probability ``p``, hide one modality (only if the other is there)."""
+def drop_modalities(vp: Tensor, ap: Tensor, p: float, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Modality dropout: per sample, with probability ``p``, hide one modality (only if the other is there).
+
+    Training applies it (``cfg.modality_dropout``) so that a missing modality at inference is
+    nothing new; what the targets of a dropped sample become is the training recipe's call.
+    """
     B = vp.shape[0]
-    drop = torch.rand(B, device=vp.device) < p
-    which_audio = torch.rand(B, device=vp.device) < 0.5
+    drop = torch.rand(B, generator=generator).to(vp.device) < p
+    which_audio = torch.rand(B, generator=generator).to(vp.device) < 0.5
     has_v, has_a = vp.any(dim=1), ap.any(dim=1)
     drop_a = drop & which_audio & has_v
     drop_v = drop & ~which_audio & has_a

@@ -112,8 +112,13 @@ class FusionRecipe:
 
     def fit(self, data: dict[str, Tensor], validate: Callable[[], float] | None = None,
             on_epoch: Callable[[EpochStats], None] | None = None,
-            on_step: Callable[[int], None] | None = None) -> History:
-        """Train for ``cfg.epochs``; keeps the weights of the best validation score (higher is better)."""
+            on_step: Callable[[int], None] | None = None,
+            prepare: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None) -> History:
+        """Train for ``cfg.epochs``; keeps the weights of the best validation score (higher is better).
+
+        ``prepare`` turns each training batch into what the model sees and is scored on
+        (augmentation, modality dropout and the targets that go with it).
+        """
         cfg = self.cfg
         n = len(data["segment_target"])
         per_epoch = math.ceil(n / cfg.batch_size)
@@ -131,6 +136,8 @@ class FusionRecipe:
                 if len(rows) < 2 and n > 1:
                     continue  # batch norm needs more than one sample
                 batch = {k: v[rows] for k, v in data.items()}
+                if prepare is not None:
+                    batch = prepare(batch)
                 self._set_lr()
                 out = self.forward(batch)
                 seg, clip = losses(out, batch, cfg.multilabel)

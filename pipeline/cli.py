@@ -26,6 +26,7 @@ from rich.table import Table
 
 from pipeline.config import DecodeSettings, validate
 from pipeline.decode import DecodeReport, StreamingDecoder
+from pipeline.errors import AvfuseError
 from pipeline.media import MediaInfo, probe
 
 console = Console()
@@ -148,6 +149,10 @@ def detect_cmd(
     threshold: Annotated[
         float | None, typer.Option(help="Segment probability a class needs to count (overrides the model's).")
     ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the clip's timeline into this PNG file.")] = None,
+    annotations: Annotated[
+        Path | None, typer.Option(help="AVE or DCASE ground truth: drawn under the events in --plot.")
+    ] = None,
 ) -> None:
     """Detect audio-visual events in one clip, in this process (no Ray)."""
     from pipeline.detect import analyse, load_model
@@ -162,9 +167,15 @@ def detect_cmd(
             f"warning: model {m.checkpoint_path} is UNTRAINED (random weights): its events mean nothing",
             err=True, fg="yellow",
         )
+    truth = clip_truth(annotations, clip) if annotations is not None else None
     result = analyse(clip, m, Predictor(m, device=device))
     if out is not None:
         write_clip_events(result, m, out)
+    if plot is not None:
+        from pipeline.plots import save_timeline, timeline_from_tables
+
+        tables = clip_tables(result, m)
+        save_timeline(timeline_from_tables(tables, m.labels, Path(clip).name, str(clip), truth), plot)
     if as_json:
         typer.echo(json.dumps(detect_json(result, m), indent=2))
     else:
@@ -172,9 +183,8 @@ def detect_cmd(
     result.report.raise_if_truncated()
 
 
-def write_clip_events(result, model, out: Path) -> None:  # noqa: ANN001 - VideoResult, AVModel
-    import pyarrow.parquet as pq
-
+def clip_tables(result, model) -> dict:  # noqa: ANN001 - VideoResult, AVModel
+    """The Parquet rows of one detected clip, exactly as a batch job would write them."""
     from pipeline.tables import VideoRecord, media_summary, video_tables
 
     rec = VideoRecord(
@@ -182,8 +192,25 @@ def write_clip_events(result, model, out: Path) -> None:  # noqa: ANN001 - Video
         model_id=model.model_id, processed_at=result.processed_at, elapsed_s=result.elapsed_s,
         media=media_summary(result.info, result.report), scores=result.scores,
     )
+    return video_tables(rec, model.labels)
+
+
+def clip_truth(annotations: Path, clip: Path) -> list[tuple[str, float, float]]:
+    """The annotated events of ``clip`` (matched by file name, then by stem)."""
+    from pipeline.annotations import read_annotations
+
+    ann = read_annotations(annotations)
+    for key in (Path(clip).name, Path(clip).stem):
+        if key in ann.videos:
+            return [(a.label, a.onset, a.offset) for a in ann.videos[key]]
+    raise AvfuseError(f"{annotations}: no annotations for {Path(clip).name}")
+
+
+def write_clip_events(result, model, out: Path) -> None:  # noqa: ANN001 - VideoResult, AVModel
+    import pyarrow.parquet as pq
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(video_tables(rec, model.labels)["events"], out)
+    pq.write_table(clip_tables(result, model)["events"], out)
 
 
 def detect_json(result, model) -> dict:  # noqa: ANN001
@@ -254,7 +281,11 @@ def train_cmd(
     seed: Annotated[int, typer.Option()] = 0,
     val_fraction: Annotated[float, typer.Option(help="Share of clips held out to pick the best epoch.")] = 0.1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    modality_dropout: Annotated[float, typer.Option(help="Chance a training sample loses one modality.")] = 0.0,
+    modality_dropout: Annotated[float, typer.Option(help="Chance a training window loses one modality.")] = 0.1,
+    dropped_target: Annotated[
+        str, typer.Option(help="Label of a window that lost a modality: auto (background for AVE "
+                               "annotations, keep for DCASE), background, or keep.")
+    ] = "auto",
     cache_dir: Annotated[Path | None, typer.Option(help="Decoded-clip cache (default .cache/avfuse/decoded).")] = None,
 ) -> None:
     """Train a model on labelled videos (AVE or DCASE annotations)."""
@@ -264,7 +295,7 @@ def train_cmd(
         videos=videos, annotations=annotations, out=out, fusion=fusion, modalities=modalities, visual=visual,
         audio=audio, visual_weights=visual_weights, audio_weights=audio_weights, encoders=encoders,
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, val_fraction=val_fraction, device=device,
-        modality_dropout=modality_dropout, cache_dir=cache_dir,
+        modality_dropout=modality_dropout, dropped_target=dropped_target, cache_dir=cache_dir,
     )
     with _progress() as progress:
         tasks: dict[str, int] = {}

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from fusion.heads import FusionOutput
+from fusion.models import drop_modalities
 from fusion.recipe import EpochStats, FusionRecipe, History, RecipeConfig
 from pipeline.annotations import match_videos, read_annotations, segment_targets
 from pipeline.config import WindowSettings
@@ -56,7 +57,11 @@ class TrainSettings:
     device: str = "auto"
     window: int = 10
     hop: int = 10
-    modality_dropout: float = 0.0
+    modality_dropout: float = 0.1  # chance that a training window loses one modality
+    # what a window that lost a modality is labelled: "background" (an audio-visual event needs
+    # both), "keep" (the label stands on one modality), or "auto": background for AVE
+    # annotations (audio-visual events by definition), keep for DCASE (sound events)
+    dropped_target: str = "auto"
     augment: bool = True  # random horizontal flips of frames and gain changes of audio
     tune_events: bool = True  # pick event thresholds / filters that maximise event F1 on validation
     fusion_config: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +74,10 @@ class TrainSettings:
         out = []
         if self.modalities not in MODALITY_CHOICES:
             out.append(f"--modalities must be one of {', '.join(MODALITY_CHOICES)}, not {self.modalities!r}")
+        if self.dropped_target not in ("auto", "keep", "background"):
+            out.append(f"--dropped-target must be auto, keep or background, not {self.dropped_target!r}")
+        if not 0 <= self.modality_dropout < 1:
+            out.append(f"--modality-dropout must be in [0, 1), not {self.modality_dropout}")
         if self.encoders not in ENCODER_MODES:
             out.append(f"--encoders must be one of {', '.join(ENCODER_MODES)}, not {self.encoders!r}")
         if not 0 <= self.val_fraction < 1:
@@ -144,19 +153,41 @@ def augment_batch(frames: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tens
     return frames, audio * gain
 
 
-def make_forward(model: AVModel, device: torch.device, frozen: bool,
-                 augment: bool = False) -> Callable[[dict], FusionOutput]:
+def make_forward(model: AVModel, device: torch.device, frozen: bool) -> Callable[[dict], FusionOutput]:
     def forward(batch: dict[str, torch.Tensor]) -> FusionOutput:
         vp, ap = model.effective_masks(batch["visual_present"].to(device), batch["audio_present"].to(device))
         if frozen:
             return model.fusion(batch["visual_tokens"].to(device), batch["audio_tokens"].to(device), vp, ap)
-        frames, audio = batch["frames"].to(device), batch["audio"].to(device).float()
-        if augment and model.training:
-            frames, audio = augment_batch(frames, audio)
-        v, a = model.encode(frames, audio)
+        v, a = model.encode(batch["frames"].to(device), batch["audio"].to(device).float())
         return model.fusion(v, a, vp, ap)
 
     return forward
+
+
+def make_prepare(model: AVModel, augment: bool, dropout: float, background_when_dropped: bool,
+                 seed: int) -> Callable[[dict], dict]:
+    """Training-time changes to a batch: augmentation, then modality dropout and its targets."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    C = model.num_classes
+
+    def prepare(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = dict(batch)
+        if augment and "frames" in batch:
+            batch["frames"], batch["audio"] = augment_batch(batch["frames"], batch["audio"].float())
+        if dropout > 0:
+            vp, ap = model.effective_masks(batch["visual_present"], batch["audio_present"])
+            vp2, ap2 = drop_modalities(vp, ap, dropout, generator=gen)
+            batch["visual_present"], batch["audio_present"] = vp2, ap2
+            if background_when_dropped:
+                dropped = (vp2 != vp).any(dim=1) | (ap2 != ap).any(dim=1)  # (B,)
+                seg = batch["segment_target"].clone()
+                seg[dropped.unsqueeze(1) & (seg >= 0) & (seg < C)] = C
+                clip = batch["clip_target"].clone()
+                clip[dropped] = IGNORE
+                batch["segment_target"], batch["clip_target"] = seg, clip
+        return batch
+
+    return prepare
 
 
 @torch.no_grad()
@@ -242,7 +273,7 @@ def train(s: TrainSettings, *, on_decoded: Callable[[int], None] | None = None,
     model = create_model(
         labels, visual=s.visual, audio=s.audio, fusion=s.fusion,
         visual_kwargs=s.visual_kwargs, audio_kwargs=s.audio_kwargs,
-        fusion_config={"modality_dropout": s.modality_dropout, **s.fusion_config},
+        fusion_config={"modality_dropout": s.modality_dropout, **s.fusion_config},  # recorded in the model
         visual_weights=s.visual_weights, audio_weights=s.audio_weights,
         window=WindowSettings(s.window, s.hop), modalities=MODALITY_CHOICES[s.modalities],
     )
@@ -268,7 +299,9 @@ def train(s: TrainSettings, *, on_decoded: Callable[[int], None] | None = None,
             p.requires_grad_(False)
         tr = encode_all(model, tr, device)
         va = encode_all(model, va, device) if va is not None else None
-    forward = make_forward(model, device, frozen, augment=s.augment)
+    forward = make_forward(model, device, frozen)
+    background_when_dropped = s.dropped_target == "background" or (s.dropped_target == "auto" and ann.format == "ave")
+    prepare = make_prepare(model, s.augment and not frozen, s.modality_dropout, background_when_dropped, s.seed)
     recipe = FusionRecipe(model, forward, RecipeConfig(
         epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
         encoder_lr_scale=0.1 if s.encoders == "finetune" else 1.0,
@@ -278,7 +311,7 @@ def train(s: TrainSettings, *, on_decoded: Callable[[int], None] | None = None,
         on_stage("train", s.epochs * -(-len(tr["segment_target"]) // s.batch_size))
     t1 = time.perf_counter()
     validate = (lambda: window_accuracy(forward, va)) if va is not None else None
-    history = recipe.fit(tr, validate=validate, on_epoch=on_epoch, on_step=on_step)
+    history = recipe.fit(tr, validate=validate, on_epoch=on_epoch, on_step=on_step, prepare=prepare)
     train_seconds = time.perf_counter() - t1
     val_event_f1 = None
     if va is not None and s.tune_events:
@@ -302,6 +335,7 @@ def train(s: TrainSettings, *, on_decoded: Callable[[int], None] | None = None,
         "best_epoch": history.best_epoch,
         "validation_segment_accuracy": history.best_validation,
         "validation_event_f1": val_event_f1,
+        "dropped_modality_target": "background" if background_when_dropped else "keep",
         "event_settings": model.events.to_dict(),
         "torch": torch.__version__,
     }

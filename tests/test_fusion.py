@@ -91,17 +91,19 @@ def test_modality_shares(name: str) -> None:
     assert torch.allclose(out.segment_logits, direct.segment_logits, atol=1e-5)
 
 
-def test_modality_dropout_only_in_training() -> None:
-    cfg = FusionConfig(**{**CFG.to_dict(), "modality_dropout": 0.9})
-    model = build_fusion("hybrid", cfg)
-    v, a, vp, ap = inputs()
-    model.eval()
-    with torch.no_grad():
-        assert torch.equal(model(v, a, vp, ap).segment_logits, model(v, a, vp, ap).segment_logits)
-    model.train()
-    torch.manual_seed(1)
-    outs = [model(v, a, vp, ap).segment_logits for _ in range(4)]
-    assert any(not torch.allclose(outs[0], o) for o in outs[1:])
+def test_modality_dropout_hides_one_present_modality() -> None:
+    from fusion.models import drop_modalities
+
+    vp = torch.ones(1000, 6, dtype=torch.bool)
+    ap = vp.clone()
+    ap[:100] = False  # no audio at all: vision is never dropped for these
+    g = torch.Generator().manual_seed(0)
+    vp2, ap2 = drop_modalities(vp, ap, 0.5, generator=g)
+    lost_v, lost_a = ~vp2.any(1), (~ap2.any(1)) & ap.any(1)
+    assert not (lost_v & lost_a).any()  # never both
+    assert not lost_v[:100].any()
+    assert 0.35 < (lost_v | lost_a)[100:].float().mean() < 0.65
+    assert torch.equal(drop_modalities(vp, ap, 0.0)[0], vp)
 
 
 def test_graph_adjacency() -> None:
