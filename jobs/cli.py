@@ -180,6 +180,19 @@ def status_cmd(
         raise typer.Exit(1)
 
 
+@app.command("report")
+def report_cmd(
+    out: Annotated[str, typer.Argument(help="A job's output folder.")],
+    html: Annotated[Path, typer.Option("--html", help="Where to write the page.")],
+    top: Annotated[int, typer.Option(help="Timelines for this many videos, most events first.")] = 5,
+) -> None:
+    """Write a self-contained HTML report of a job: counts, failures, events, throughput, timelines."""
+    from jobs.report import write_report
+
+    path = write_report(out, html, top)
+    console.print(f"wrote {path}")
+
+
 @app.command("schema")
 def schema_cmd() -> None:
     """Print the Parquet schema of every output table."""

@@ -9,19 +9,14 @@ import duckdb
 import polars as pl
 import pytest
 
-from jobhelpers import cli, media_folder, tiny_model
+from jobhelpers import cli, tiny_model
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("job")
-    expected = media_folder(root / "inputs")
-    model = tiny_model(root / "tiny.pt")
-    out = root / "out"
-    proc = cli("run", root / "inputs", "--out", out, "--model", model, "--embeddings", "--commit-every", "2")
-    return {"root": root, "out": out, "expected": expected, "proc": proc, "model": model}
+@pytest.fixture()
+def job(batch_job: dict) -> dict:
+    return batch_job
 
 
 def q(out: Path, table: str, sql: str) -> list[tuple]:
@@ -79,7 +74,9 @@ def test_documented_types_in_duckdb_and_polars(job: dict) -> None:
     import pyarrow.dataset as pads
 
     emb = pads.dataset(out / "embeddings", format="parquet").schema.field("embedding").type
-    assert str(emb) == "fixed_size_list<item: float>[16]"
+    import pyarrow as pa
+
+    assert pa.types.is_fixed_size_list(emb) and emb.list_size == 16 and emb.value_type == pa.float32()
     for t in types:
         assert types[t]["job_id"] == "VARCHAR" and types[t]["video_id"] == "VARCHAR"
     ev = pl.read_parquet(f"{out}/events/*.parquet")
