@@ -12,9 +12,11 @@ Frames never come back to the driver: the model stage drops them and returns sco
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +29,7 @@ from pipeline.errors import CheckpointError, JobError, TruncatedMediaError
 from pipeline.inference import VideoAccumulator
 from pipeline.model import AVModel, load_checkpoint_bytes
 from pipeline.sink import ParquetSink
-from pipeline.stages import ModelStage, decode_windows, settings_to_dict
+from pipeline.stages import ModelStage, decode_windows, settings_to_dict  # torch-free at import
 from pipeline.tables import SCHEMA_VERSION, VideoRecord, video_tables
 
 COMMIT_SECONDS = 15.0  # commit a partial unit after this long, so progress is never held back for long
@@ -97,6 +99,7 @@ def start_ray(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
+    _quiet_ray_logs()
     common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
     if address:
         ray.init(address=address, **common)
@@ -274,11 +277,31 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
     return summary
 
 
+DECODE_TASK_MEMORY = 256 * 2**20
+
+
+def _retries(n: int) -> dict[str, int]:
+    """Ray Data retries tasks forever by default: a file that kills FFmpeg would loop.
+
+    ``max_retries`` has no named parameter in Ray 2.60 and its ``**ray_remote_args`` path is
+    deprecated (removal announced for 2.64, hence the version cap in pyproject.toml).
+    """
+    warnings.filterwarnings("ignore", message=r"`ray_remote_args` is deprecated")
+    return {"max_retries": n}
+
+
+def _quiet_ray_logs() -> None:
+    """Our progress bar and summary replace Ray Data's; Ray's token-auth notice is in the README."""
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
+
 def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str, todo: list[InputVideo],
              collector: Collector, summary: RunSummary) -> None:
     import ray
     import ray.data
 
+    _quiet_ray_logs()
     ctx = ray.data.DataContext.get_current()
     ctx.max_errored_blocks = -1  # one video per block: a block lost to a dead worker is one failed video
     ctx.enable_progress_bars = False
@@ -293,14 +316,14 @@ def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str,
             "window": {"segments": model.window.segments, "hop": model.window.hop}},
         compute=ray.data.TaskPoolStrategy(size=plan.decode_workers),
         num_cpus=1,
-        # Ray Data retries tasks forever by default: a file that kills FFmpeg would loop.
-        # (Remote args given through a function also keep Ray from fusing decoding into
-        # the model actor, which would serialise the two stages.)
-        ray_remote_args_fn=lambda: {"max_retries": spec.max_retries, "scheduling_strategy": "SPREAD"},
+        # a memory request the model actor does not have keeps Ray from fusing decoding
+        # into the actor, which would serialise the two stages
+        memory=DECODE_TASK_MEMORY,
+        **_retries(spec.max_retries),
     )
     ds = ds.map_batches(
         ModelStage,
-        fn_constructor_kwargs={"model_bytes": model_bytes, "model_name": model_name, "device": plan.device,
+        fn_constructor_kwargs={"model": [ray.put(model_bytes)], "model_name": model_name, "device": plan.device,
                                "embeddings": spec.embeddings, "threads": plan.torch_threads},
         batch_size=spec.batch_size,
         batch_format="numpy",
