@@ -29,9 +29,11 @@ def with_modality_shares(model: FusionModel, visual: Tensor, audio: Tensor, vp: 
     """Run ``model`` and return its output and the audio share (B, W, C) of every class."""
     B = visual.shape[0]
     none = torch.zeros_like(vp)
+    # with both modalities hidden every input is masked out, so p_0 is the same for every
+    # sample: one extra row stands for all of them
     out = model(
-        torch.cat([visual] * 4), torch.cat([audio] * 4),
-        torch.cat([vp, vp, none, none]), torch.cat([ap, none, ap, none]),
+        torch.cat([visual] * 3 + [visual[:1]]), torch.cat([audio] * 3 + [audio[:1]]),
+        torch.cat([vp, vp, none, none[:1]]), torch.cat([ap, none, ap, none[:1]]),
     )
     probs = torch.softmax(out.segment_logits.float(), dim=-1)[..., :-1]  # drop background
     p_av, p_v, p_a, p_0 = probs[:B], probs[B : 2 * B], probs[2 * B : 3 * B], probs[3 * B :]

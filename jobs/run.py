@@ -2,7 +2,7 @@
 
     inputs -> manifest minus committed videos
       -> from_items (one video per block)
-      -> flat_map(decode_windows)     CPU tasks, one video each, retried if the worker dies
+      -> map_batches(decode_batches)  CPU tasks, one video each, retried if the worker dies
       -> map_batches(ModelStage)      actor pool: the model loaded once per actor, GPU when present
       -> this driver: windows gathered per video -> events -> committed Parquet units
 
@@ -29,7 +29,7 @@ from pipeline.errors import CheckpointError, JobError, TruncatedMediaError
 from pipeline.inference import VideoAccumulator
 from pipeline.model import AVModel, load_checkpoint_bytes
 from pipeline.sink import ParquetSink
-from pipeline.stages import ModelStage, decode_windows, settings_to_dict  # torch-free at import
+from pipeline.stages import ModelStage, decode_batches, settings_to_dict  # torch-free at import
 from pipeline.tables import SCHEMA_VERSION, VideoRecord, video_tables
 
 COMMIT_SECONDS = 15.0  # commit a partial unit after this long, so progress is never held back for long
@@ -45,13 +45,17 @@ class Plan:
     actor_gpus: float
     device: str
     torch_threads: int
+    decode_cpus: float = 1.0  # logical CPUs each decode task reserves
 
 
 def plan_resources(spec: JobSpec, resources: dict[str, float]) -> Plan:
     """Decode workers and model actors from the cluster's CPUs and GPUs.
 
-    With GPUs: one actor per GPU and the remaining CPUs decoding (the GPU stage is fed by
-    CPU decoders). CPU only: one model actor holding one core, the other cores decoding.
+    With GPUs: one actor per GPU, one CPU each, and the remaining CPUs decoding (the GPU
+    stage is fed by CPU decoders). CPU only: decoding and the model compete for the same
+    cores, so both get all of them (one decode task per core, the model's torch threads on
+    every core) and the OS shares them out; on 2 cores this measured 1.3-1.9x the throughput
+    of splitting the cores between the stages (benchmarks/pipeline.py).
     """
     cpus = max(1, int(resources.get("CPU", 1)))
     gpus = int(resources.get("GPU", 0))
@@ -60,9 +64,11 @@ def plan_resources(spec: JobSpec, resources: dict[str, float]) -> Plan:
         if gpus < 1:
             raise JobError("--device cuda was asked for but the Ray cluster has no GPU")
         actors = gpus
-        return Plan(spec.decode_workers or max(1, cpus - actors), actors, 1.0, 1.0, "cuda", 1)
-    workers = spec.decode_workers or max(1, cpus - 1)
-    return Plan(workers, 1, 1.0, 0.0, "cpu", max(1, cpus - workers))
+        workers = spec.decode_workers or max(1, cpus - actors)
+        return Plan(workers, actors, 1.0, 1.0, "cuda", 1, max(0.25, min(1.0, (cpus - actors) / workers)))
+    workers = spec.decode_workers or cpus
+    actor_cpus = min(1.0, cpus / 2)
+    return Plan(workers, 1, actor_cpus, 0.0, "cpu", cpus, max(0.1, (cpus - actor_cpus) / workers))
 
 
 @dataclass
@@ -119,6 +125,8 @@ class Collector:
         self.buffer: list[dict] = []
         self.finished: set[str] = set()
         self.last_commit = time.monotonic()
+        self.started = time.monotonic()
+        self.first_video_s: float | None = None
 
     def row(self, r: dict[str, Any]) -> None:
         vid = str(r["video_id"])
@@ -161,6 +169,8 @@ class Collector:
         )
         self.buffer.append(video_tables(rec, self.model.labels, embeddings=self.spec.embeddings))
         self.finished.add(vid)
+        if self.first_video_s is None:
+            self.first_video_s = time.monotonic() - self.started
         s = self.summary
         if error:
             s.failed += 1
@@ -265,7 +275,9 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
         run = job["runs"][-1]
         run.update(finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    wall_s=round(summary.wall_seconds, 3), ok=summary.ok, failed=summary.failed,
-                   video_seconds=round(summary.video_seconds, 3))
+                   video_seconds=round(summary.video_seconds, 3),
+                   # start-up (Ray, actors, the first video through the whole pipeline)
+                   first_video_s=None if collector.first_video_s is None else round(collector.first_video_s, 3))
         job["counts"]["committed"] = summary.already_done + summary.ok + summary.failed
         if job["state"] == "done":
             job["finished_at"] = run["finished_at"]
@@ -310,12 +322,14 @@ def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str,
     summary.plan = plan
     ds = ray.data.from_items([{"video_id": v.video_id, "path": v.path} for v in todo],
                              override_num_blocks=len(todo))
-    ds = ds.flat_map(
-        decode_windows,
+    ds = ds.map_batches(
+        decode_batches,
+        batch_size=1,  # one video per call; it yields its windows a few at a time
+        batch_format="numpy",
         fn_kwargs={"settings": settings_to_dict(replace(model.decode_settings, threads=1)),
             "window": {"segments": model.window.segments, "hop": model.window.hop}},
         compute=ray.data.TaskPoolStrategy(size=plan.decode_workers),
-        num_cpus=1,
+        num_cpus=plan.decode_cpus,
         # a memory request the model actor does not have keeps Ray from fusing decoding
         # into the actor, which would serialise the two stages
         memory=DECODE_TASK_MEMORY,

@@ -91,6 +91,19 @@ def test_modality_shares(name: str) -> None:
     assert torch.allclose(out.segment_logits, direct.segment_logits, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", list_fusion())
+def test_with_nothing_present_the_output_does_not_depend_on_the_input(name: str) -> None:
+    """Why attribution computes p(class | no modality) once per batch."""
+    model = build_fusion(name, CFG).eval()
+    v, a, _, _ = inputs(0)
+    v2, a2, _, _ = inputs(1)
+    none = torch.zeros(B, W, dtype=torch.bool)
+    with torch.no_grad():
+        one, two = model(v, a, none, none), model(v2 * 3, a2 - 1, none, none)
+    assert torch.allclose(one.segment_logits, two.segment_logits, atol=1e-5)
+    assert torch.allclose(one.segment_logits[0, 0], one.segment_logits[-1, -1], atol=1e-5)
+
+
 def test_modality_dropout_hides_one_present_modality() -> None:
     from fusion.models import drop_modalities
 
