@@ -114,6 +114,60 @@ def start_ray(address: str | None) -> bool:
     return True
 
 
+def _local_raylet_pids() -> set[int]:
+    """PIDs of the raylet(s) of the Ray this process started (private Ray API; empty if it moves)."""
+    try:
+        import ray
+
+        node = ray._private.worker._global_node
+        return {info.process.pid for info in node.all_processes.get("raylet", [])}
+    except Exception:  # noqa: BLE001
+        return set()
+
+
+def _workers_of(raylet_pids: set[int]) -> list[int]:
+    """Worker processes whose raylet is one of ``raylet_pids`` (Ray sets RAY_RAYLET_PID in them)."""
+    found = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    wanted = {f"RAY_RAYLET_PID={pid}".encode() for pid in raylet_pids}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted.intersection(env):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_local_ray(grace_s: float = 10.0) -> None:
+    """Shut down the Ray this run started, and make sure none of its workers outlive it.
+
+    Workers of a finished Ray Data job can take minutes to notice that their raylet is gone
+    (seen with the model actor on a busy 2-core machine); after ``grace_s`` they are killed.
+    """
+    import signal
+
+    import ray
+
+    raylets = _local_raylet_pids()
+    ray.shutdown()
+    if not raylets:
+        return
+    deadline = time.monotonic() + grace_s
+    while (left := _workers_of(raylets)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in _workers_of(raylets):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class Collector:
     """Gathers model rows per video and turns complete videos into committed rows."""
 
@@ -283,9 +337,7 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
             job["finished_at"] = run["finished_at"]
         sink.write_job(job)
         if started_here:
-            import ray
-
-            ray.shutdown()
+            stop_local_ray()
     return summary
 
 

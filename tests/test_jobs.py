@@ -123,3 +123,22 @@ def test_rerun_with_nothing_left_is_a_no_op(job: dict) -> None:
 def test_schema_command() -> None:
     proc = cli("schema")
     assert proc.returncode == 0 and "events/part-*.parquet" in proc.stdout and "audio_share" in proc.stdout
+
+
+def test_no_ray_worker_outlives_the_run(job: dict) -> None:
+    """Workers whose raylet is gone (the run's private Ray) must have been ended by the run."""
+    import os
+
+    orphans = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = dict(kv.split(b"=", 1) for kv in (entry / "environ").read_bytes().split(b"\0") if b"=" in kv)
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        raylet = env.get(b"RAY_RAYLET_PID")
+        if raylet and state != "Z" and not os.path.exists(f"/proc/{int(raylet)}"):
+            orphans.append(int(entry.name))
+    assert orphans == []
