@@ -124,8 +124,8 @@ def _pool(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return edges[:-1], np.stack([x[a:b].max(axis=0) for a, b in zip(edges[:-1], edges[1:])])
 
 
-def _fmt_time(seconds: float, _pos: Any = None) -> str:
-    if seconds >= 120:
+def _fmt_time(seconds: float, minutes: bool) -> str:
+    if minutes:
         m, s = divmod(int(round(seconds)), 60)
         return f"{m}:{s:02d}"
     return f"{seconds:g}"
@@ -149,7 +149,9 @@ def render_timeline(tl: Timeline, width_px: int = 1400, dpi: int = 100) -> bytes
     fig, axes = plt.subplots(len(rows), 1, sharex=True, figsize=(width_px / dpi, 1.25 * sum(h for _, h in rows) + 0.8),
                              dpi=dpi, gridspec_kw={"height_ratios": [h for _, h in rows], "hspace": 0.12})
     ax = dict(zip([r for r, _ in rows], axes))
-    fig.suptitle(f"{tl.video_id}  ({_fmt_time(T)} s, {len(tl.events)} events)", fontsize=11, x=0.01, ha="left")
+    long = T >= 120
+    ax["frames"].set_title(f"{tl.video_id}  ({_fmt_time(T, long)}{'' if long else ' s'}, {len(tl.events)} events)",
+                           fontsize=11, loc="left")
 
     n_thumbs = int(np.clip(round(T / 1.0), 2, MAX_THUMBS))
     centres = (np.arange(n_thumbs) + 0.5) * T / n_thumbs
@@ -205,8 +207,8 @@ def render_timeline(tl: Timeline, width_px: int = 1400, dpi: int = 100) -> bytes
     for name, axis in ax.items():
         axis.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
         axis.set_xlim(0, T)
-    axes[-1].xaxis.set_major_formatter(FuncFormatter(_fmt_time))
-    axes[-1].set_xlabel("time (s)" if T < 120 else "time (m:ss)")
+    axes[-1].xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: _fmt_time(x, long)))
+    axes[-1].set_xlabel("time (m:ss)" if long else "time (s)")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     plt.close(fig)
