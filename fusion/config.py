@@ -25,6 +25,7 @@ class FusionConfig:
     modality_layers: int = 1  # modality-specific layers before fusion
     fusion_layers: int = 2  # fusion layers (bottleneck, cross-attention, joint or graph)
     bottleneck_tokens: int = 4  # hybrid: bottleneck tokens per segment
+    bottleneck_scope: str = "window"  # hybrid: what a segment's bottleneck tokens read: "window" or "segment"
     graph_neighbours: int = 1  # graph: temporal edges reach this many segments each way
     mlp_ratio: int = 2  # feed-forward width / dim
     dropout: float = 0.1
@@ -51,6 +52,8 @@ class FusionConfig:
         for name in ("visual_dim", "audio_dim", "visual_tokens", "audio_tokens", "window", "dim", "heads"):
             if getattr(self, name) < 1:
                 out.append(f"{name} must be >= 1")
+        if self.bottleneck_scope not in ("window", "segment"):
+            out.append(f"bottleneck_scope must be 'window' or 'segment', not {self.bottleneck_scope!r}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.modality_dropout < 1.0:
             out.append("dropout and modality_dropout must be in [0, 1)")
         return out

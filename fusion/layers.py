@@ -62,14 +62,17 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, present: Tensor, context: Tensor | None = None,
-                context_present: Tensor | None = None) -> Tensor:
-        """x: (B, L, dim), present: (B, L); context: (B, L', dim) or None for self-attention."""
+                context_present: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        """x: (B, L, dim), present: (B, L); context: (B, L', dim) or None for self-attention;
+        attn_mask: (L, L') bool, True where a query may not look (every row must allow some key
+        that is present, or be a row the caller discards)."""
         h = self.norm1(x)
         if context is None:
             kv, kv_present = h, present
         else:
             kv, kv_present = self.norm1(context), context_present
-        attended, _ = self.attn(h, kv, kv, key_padding_mask=attend_mask(kv_present), need_weights=False)
+        attended, _ = self.attn(h, kv, kv, key_padding_mask=attend_mask(kv_present), attn_mask=attn_mask,
+                                need_weights=False)
         if context is not None:  # nothing to attend to: no update
             attended = attended * kv_present.any(dim=1).to(x.dtype)[:, None, None]
         x = x + self.drop(attended)

@@ -183,6 +183,10 @@ class HybridFusion(TowerFusion):
     path between modalities (its per-modality updates are averaged over the modalities
     present). The fused head reads the bottleneck and both modalities; per-modality late
     heads read the modality layers' output; their logits are averaged.
+    With ``bottleneck_scope="segment"`` a segment's bottleneck tokens read only that
+    segment's modality tokens (already given temporal context by the modality layers) and
+    the other bottleneck tokens: a per-segment summary of both modalities, where an event
+    that needs both is decided.
     """
 
     name = "hybrid"
@@ -210,15 +214,31 @@ class HybridFusion(TowerFusion):
         zw_v = expand_mask(vp, nb).unsqueeze(-1).to(z.dtype)  # which modality updates which bottleneck
         zw_a = expand_mask(ap, nb).unsqueeze(-1).to(z.dtype)
         nv, na = v.shape[1], a.shape[1]
+        mask_v = mask_a = None
+        if self.cfg.bottleneck_scope == "segment":
+            mask_v = segment_scope_mask(W, self.cfg.visual_tokens, nb, v.device)
+            mask_a = segment_scope_mask(W, self.cfg.audio_tokens, nb, v.device)
         for blk_v, blk_a in zip(self.fuse_v, self.fuse_a):
-            xv = blk_v(torch.cat([v, z], dim=1), torch.cat([pv, pz], dim=1))
-            xa = blk_a(torch.cat([a, z], dim=1), torch.cat([pa, pz], dim=1))
+            xv = blk_v(torch.cat([v, z], dim=1), torch.cat([pv, pz], dim=1), attn_mask=mask_v)
+            xa = blk_a(torch.cat([a, z], dim=1), torch.cat([pa, pz], dim=1), attn_mask=mask_a)
             v, zv = xv[:, :nv], xv[:, nv:]
             a, za = xa[:, :na], xa[:, na:]
             z = (zv * zw_v + za * zw_a) / (zw_v + zw_a).clamp_min(1.0)
         fused = torch.cat([segment_pool(z, pz, W), segment_pool(v, pv, W), segment_pool(a, pa, W)], dim=-1)
         out = self.heads(self.merge(fused), vp | ap)
         return average_outputs([out, late_v, late_a], [vp | ap, vp, ap])
+
+
+def segment_scope_mask(window: int, tokens: int, bottleneck: int, device: torch.device) -> Tensor:
+    """(L, L) bool, True = may not attend, over [W*tokens modality tokens, W*bottleneck tokens]:
+    bottleneck tokens of segment k see segment k's modality tokens and every bottleneck token;
+    modality tokens see everything."""
+    seg_m = torch.arange(window, device=device).repeat_interleave(tokens)
+    seg_z = torch.arange(window, device=device).repeat_interleave(bottleneck)
+    L_m = len(seg_m)
+    mask = torch.zeros(L_m + len(seg_z), L_m + len(seg_z), dtype=torch.bool, device=device)
+    mask[L_m:, :L_m] = seg_z[:, None] != seg_m[None, :]
+    return mask
 
 
 def _graph() -> type[FusionModel]:

@@ -287,6 +287,11 @@ def train_cmd(
                                "annotations, keep for DCASE), background, or keep.")
     ] = "auto",
     cache_dir: Annotated[Path | None, typer.Option(help="Decoded-clip cache (default .cache/avfuse/decoded).")] = None,
+    fusion_option: Annotated[
+        list[str] | None,
+        typer.Option(help="Fusion setting KEY=VALUE (repeatable), e.g. dim=192, fusion_layers=3, "
+                          "bottleneck_scope=segment."),
+    ] = None,
 ) -> None:
     """Train a model on labelled videos (AVE or DCASE annotations)."""
     from pipeline.train import TrainSettings, train
@@ -296,6 +301,7 @@ def train_cmd(
         audio=audio, visual_weights=visual_weights, audio_weights=audio_weights, encoders=encoders,
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, val_fraction=val_fraction, device=device,
         modality_dropout=modality_dropout, dropped_target=dropped_target, cache_dir=cache_dir,
+        fusion_config=parse_options(fusion_option or []),
     )
     with _progress() as progress:
         tasks: dict[str, int] = {}
@@ -335,6 +341,32 @@ def train_cmd(
     ]:
         table.add_row(k, v)
     console.print(table)
+
+
+def parse_options(items: list[str]) -> dict[str, object]:
+    """KEY=VALUE strings -> dict, values as int, float, bool or str; bad items raise ConfigError."""
+    from pipeline.errors import ConfigError
+
+    out: dict[str, object] = {}
+    problems = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            problems.append(f"--fusion-option {item!r}: expected KEY=VALUE")
+            continue
+        value: object = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                pass
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        out[key.strip()] = value
+    if problems:
+        raise ConfigError(problems)
+    return out
 
 
 def eval_cmd(

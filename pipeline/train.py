@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from fusion.config import FusionConfig
 from fusion.heads import FusionOutput
 from fusion.models import drop_modalities
 from fusion.recipe import EpochStats, FusionRecipe, History, RecipeConfig
@@ -263,6 +264,9 @@ def train(s: TrainSettings, *, on_decoded: Callable[[int], None] | None = None,
           on_stage: Callable[[str, int], None] | None = None) -> TrainReport:
     """Fit a model as ``s`` says and write it to ``s.out``; callbacks drive progress bars."""
     problems = s.problems()
+    unknown = sorted(set(s.fusion_config) - set(FusionConfig.__dataclass_fields__))
+    if unknown:
+        problems.append(f"unknown fusion settings {unknown}; known: {sorted(FusionConfig.__dataclass_fields__)}")
     if problems:
         raise ConfigError(problems)
     seed_everything(s.seed)
@@ -270,13 +274,16 @@ def train(s: TrainSettings, *, on_decoded: Callable[[int], None] | None = None,
     files = match_videos(ann, s.videos)
     labels = ann.labels
     device = resolve_device(s.device)
-    model = create_model(
-        labels, visual=s.visual, audio=s.audio, fusion=s.fusion,
-        visual_kwargs=s.visual_kwargs, audio_kwargs=s.audio_kwargs,
-        fusion_config={"modality_dropout": s.modality_dropout, **s.fusion_config},  # recorded in the model
-        visual_weights=s.visual_weights, audio_weights=s.audio_weights,
-        window=WindowSettings(s.window, s.hop), modalities=MODALITY_CHOICES[s.modalities],
-    )
+    try:
+        model = create_model(
+            labels, visual=s.visual, audio=s.audio, fusion=s.fusion,
+            visual_kwargs=s.visual_kwargs, audio_kwargs=s.audio_kwargs,
+            fusion_config={"modality_dropout": s.modality_dropout, **s.fusion_config},  # recorded in the model
+            visual_weights=s.visual_weights, audio_weights=s.audio_weights,
+            window=WindowSettings(s.window, s.hop), modalities=MODALITY_CHOICES[s.modalities],
+        )
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:  # bad encoder/fusion settings, weights
+        raise ConfigError(str(exc)) from exc
     names = list(files)
     paths = [files[k] for k in names]
     settings = model.decode_settings

@@ -27,6 +27,29 @@ def inputs(seed: int = 0) -> tuple[torch.Tensor, ...]:
     return v, a, vp, ap
 
 
+SEGMENT_SCOPE = FusionConfig(**{**CFG.to_dict(), "bottleneck_scope": "segment"})
+
+
+def test_segment_scoped_bottleneck_reads_only_its_segment() -> None:
+    from fusion.models import segment_scope_mask
+
+    mask = segment_scope_mask(3, 2, 1, torch.device("cpu"))  # 6 modality tokens, 3 bottleneck tokens
+    assert mask.shape == (9, 9) and not mask[:6].any()
+    assert mask[6].tolist() == [False, False, True, True, True, True, False, False, False]
+    torch.manual_seed(0)
+    model = build_fusion("hybrid", SEGMENT_SCOPE).eval()
+    v, a, vp, ap = inputs()
+    with torch.no_grad():
+        out = model(v, a, vp, ap)
+        a2 = a.clone()
+        a2[1] = 50.0  # no audio in sample 1: still no influence
+        assert torch.allclose(out.segment_logits, model(v, a2, vp, ap).segment_logits, atol=1e-5)
+    assert torch.isfinite(out.segment_logits).all()
+    none = torch.zeros_like(vp)
+    with torch.no_grad():
+        assert torch.isfinite(model(v, a, none, none).segment_logits).all()
+
+
 def test_all_six_variants_are_registered() -> None:
     assert list_fusion() == ["hybrid", "early", "late", "cross_attention", "graph", "concat"]
     with pytest.raises(ValueError, match="known: hybrid, early"):
