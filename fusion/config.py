@@ -25,6 +25,7 @@ class FusionConfig:
     modality_layers: int = 1  # modality-specific layers before fusion
     fusion_layers: int = 2  # fusion layers (bottleneck, cross-attention, joint or graph)
     bottleneck_tokens: int = 4  # hybrid: bottleneck tokens per segment
+    late_heads: bool = True  # hybrid: average per-modality late heads with the fused head
     bottleneck_scope: str = "window"  # hybrid: what a segment's bottleneck tokens read: "window" or "segment"
     graph_neighbours: int = 1  # graph: temporal edges reach this many segments each way
     mlp_ratio: int = 2  # feed-forward width / dim

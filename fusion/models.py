@@ -226,6 +226,8 @@ class HybridFusion(TowerFusion):
             z = (zv * zw_v + za * zw_a) / (zw_v + zw_a).clamp_min(1.0)
         fused = torch.cat([segment_pool(z, pz, W), segment_pool(v, pv, W), segment_pool(a, pa, W)], dim=-1)
         out = self.heads(self.merge(fused), vp | ap)
+        if not self.cfg.late_heads:
+            return out
         return average_outputs([out, late_v, late_a], [vp | ap, vp, ap])
 
 
