@@ -21,6 +21,8 @@ embeddings (W, E).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from dataclasses import asdict
 from fractions import Fraction
@@ -84,12 +86,34 @@ def error_row(video_id: str, path: str, exc: BaseException, W: int, s: DecodeSet
     }
 
 
+FAULT_ENV = "AVFUSE_FAULT_KILL_DECODER"
+
+
+def _maybe_inject_crash(path: str) -> None:
+    """Fault injection for the worker-crash tests: ``AVFUSE_FAULT_KILL_DECODER=NAME`` makes the
+    decode process that opens a file called NAME kill itself (SIGKILL, as a crashing FFmpeg
+    would); ``NAME@MARKER`` does so only while the file MARKER does not exist yet (it creates
+    it), i.e. on the first attempt."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    name, _, marker = spec.partition("@")
+    if os.path.basename(path) != name:
+        return
+    if marker:
+        if os.path.exists(marker):
+            return
+        open(marker, "w").close()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def decode_windows(row: dict[str, Any], *, settings: dict[str, Any], window: dict[str, int]) -> Iterator[dict[str, Any]]:
-    """``flat_map`` stage: one input video -> its windows, or one error row.
+    """One input video -> its windows, or one error row.
 
     Per-file failures never escape: they become the video's error row, so one bad file
-    cannot abort the dataset.
+    cannot abort the dataset. (A crash of the process itself is Ray's to retry.)
     """
+    _maybe_inject_crash(str(row["path"]))
     s = settings_from_dict(settings)
     ws = WindowSettings(**window)
     video_id, path = str(row["video_id"]), str(row["path"])
