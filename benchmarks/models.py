@@ -61,14 +61,15 @@ def _timed(fn) -> float:  # noqa: ANN001
 
 def peak_rss_mb(fusion: str | None) -> float:
     code = (
-        "import sys, resource, torch; sys.path.insert(0, %r)\n"
+        "import sys, torch; sys.path.insert(0, %r)\n"
         "from pipeline.model import create_model\n"
         "if %r:\n"
         "    m = create_model(%r, fusion=%r).eval(); s = m.decode_settings\n"
         "    f = torch.randint(0, 255, (16, 10, s.frames_per_segment, s.frame_size, s.frame_size, 3), dtype=torch.uint8)\n"
         "    a = torch.randn(16, 10, s.samples_per_segment); p = torch.ones(16, 10, dtype=torch.bool)\n"
         "    with torch.inference_mode(): m(f, a, p, p)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+        "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
     ) % (str(ROOT), fusion is not None, LABELS, fusion)
     res = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return int(res.stdout.strip().splitlines()[-1]) / 1024
