@@ -78,7 +78,6 @@ def main() -> None:
     if not (clips_dir / "annotations_ave.txt").exists():
         generate(clips_dir, args.clips, seed=7, duration=args.seconds, workers=cpu_count())
     paths = sorted(str(p) for p in clips_dir.glob("*.mp4"))
-    total_s = args.clips * args.seconds
     model_path = make_model(work / f"untrained_{args.visual}.pt", args.visual, args.device)
     model = load_checkpoint(model_path)
     settings = model.decode_settings

@@ -1,0 +1,84 @@
+"""The private local Ray of a run without ``--address``: start it on loopback, stop it, and
+make sure none of its worker processes outlive the run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+
+def quiet_ray_logs() -> None:
+    """Our progress bar and summary replace Ray Data's; Ray's token-auth notice is in the README."""
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
+
+def start_ray(address: str | None) -> bool:
+    """Join ``address``, or start a private local Ray on 127.0.0.1 (returns True if started here)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    quiet_ray_logs()
+    common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
+    if address:
+        ray.init(address=address, **common)
+        return False
+    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **common)
+    return True
+
+
+def _local_raylet_pids() -> set[int]:
+    """PIDs of the raylet(s) of the Ray this process started (private Ray API; empty if it moves)."""
+    try:
+        import ray
+
+        node = ray._private.worker._global_node
+        return {info.process.pid for info in node.all_processes.get("raylet", [])}
+    except Exception:  # noqa: BLE001
+        return set()
+
+
+def _workers_of(raylet_pids: set[int]) -> list[int]:
+    """Worker processes whose raylet is one of ``raylet_pids`` (Ray sets RAY_RAYLET_PID in them)."""
+    found = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    wanted = {f"RAY_RAYLET_PID={pid}".encode() for pid in raylet_pids}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted.intersection(env):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_local_ray(grace_s: float = 10.0) -> None:
+    """Shut down the Ray this run started, and make sure none of its workers outlive it.
+
+    Workers of a finished Ray Data job can take minutes to notice that their raylet is gone
+    (seen with the model actor on a busy 2-core machine); after ``grace_s`` they are killed.
+    """
+    import signal
+
+    import ray
+
+    raylets = _local_raylet_pids()
+    ray.shutdown()
+    if not raylets:
+        return
+    deadline = time.monotonic() + grace_s
+    while _workers_of(raylets) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in _workers_of(raylets):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
