@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def main() -> None:
         subprocess.run([exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                         "--disable-background-networking", "--window-size=1400,2300",
                         f"--user-data-dir={tmp}/profile", f"--screenshot={ROOT / 'docs' / 'report.png'}",
-                        page.as_uri()], check=True, capture_output=True)
+                        page.as_uri()], check=True, capture_output=True, env={**os.environ, "TMPDIR": tmp})
 
 
 if __name__ == "__main__":

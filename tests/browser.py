@@ -35,8 +35,10 @@ def inspect_page(url: str, expression: str, screenshot: Path | None = None, time
     if exe is None:
         raise RuntimeError("no chromium binary")
     profile = tempfile.mkdtemp(prefix="avfuse-chromium-")
+    # TMPDIR inside the profile: Chromium's own temporary folders go away with it
     proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"], stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True, start_new_session=True)
+                            stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+                            env={**os.environ, "TMPDIR": profile})
     try:
         ws_url = None
         deadline = time.time() + 60
