@@ -179,8 +179,9 @@ def render_timeline(tl: Timeline, width_px: int = 1400, dpi: int = 100) -> bytes
         idx, pooled = _pool(tl.probs[:, top], MAX_POINTS)
         mids = (tl.starts[idx] + tl.ends[np.minimum(idx + max(1, len(tl.starts) // MAX_POINTS) - 1, len(tl.ends) - 1)]) / 2
         for j, c in enumerate(top):
-            a.plot(mids, pooled[:, j], color=colours[tl.labels[c]], lw=1.6 if len(mids) < 200 else 0.9,
-                   label=tl.labels[c])
+            # a step per segment: the score holds for the whole segment
+            a.step(mids, pooled[:, j], where="mid", color=colours[tl.labels[c]],
+                   lw=1.6 if len(mids) < 200 else 0.9, label=tl.labels[c])
         a.legend(loc="upper right", fontsize=8, ncol=min(4, len(top)), frameon=False)
     a.set_ylim(0, 1.05)
     a.set_yticks([0, 0.5, 1])
