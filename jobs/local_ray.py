@@ -15,8 +15,16 @@ def quiet_ray_logs() -> None:
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
 
 
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine mode, loopback addresses
+
+
 def start_ray(address: str | None) -> bool:
     """Join ``address``, or start a private local Ray on 127.0.0.1 (returns True if started here)."""
+    if not address:
+        # Ray turns a 127.0.0.1 node address into the machine's outward address unless its
+        # single-machine mode is on (read when ray is first imported): a private Ray should
+        # advertise loopback only
+        os.environ.setdefault(LOOPBACK_ENV, "0")
     import ray
 
     if ray.is_initialized():

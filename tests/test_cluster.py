@@ -32,7 +32,10 @@ def ray_head():
            f"--runtime-env-agent-port={env_agent}", "--min-worker-port=0", "--max-worker-port=0",
            f"--temp-dir={temp}", "--num-cpus=2", "--disable-usage-stats"]
     # as on a real cluster node, avfuse is installed in the environment the head runs in
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps the head on 127.0.0.1: otherwise Ray replaces a
+    # loopback --node-ip-address with the machine's outward address
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     head = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
     address = f"http://127.0.0.1:{dash}"
@@ -49,6 +52,7 @@ def ray_head():
                 time.sleep(1)
         else:
             pytest.fail("the Ray head did not start in 120 s")
+        _assert_loopback_only(head.pid)
         yield address
     finally:
         head.terminate()  # `ray start --block` stops this head's processes on SIGTERM
@@ -58,6 +62,21 @@ def ray_head():
             head.kill()
         kill_session(head.pid)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _assert_loopback_only(sid: int) -> None:
+    """The head's raylet and GCS advertise 127.0.0.1, not the machine's outward address."""
+    from jobhelpers import session_pids
+
+    args = []
+    for pid in session_pids(sid):
+        try:
+            args.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            pass
+    addresses = {a.split("=", 1)[1] for line in args for a in line.split()
+                 if a.startswith(("--node-ip-address=", "--node_ip_address="))}
+    assert addresses == {"127.0.0.1"}, addresses
 
 
 def _answers(address: str) -> bool:
