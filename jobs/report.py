@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
 from pipeline.errors import JobError
 from pipeline.plots import render_timeline, timeline_from_tables
-from pipeline.sink import ParquetSink
+from pipeline.sink import OutputDir
 
 
 @dataclass
@@ -35,16 +35,16 @@ class JobTables:
 
 
 def load_tables(out: str) -> JobTables:
-    sink = ParquetSink(out, [])
-    job = sink.read_job()
+    output = OutputDir(out)
+    job = output.read_job()
     if job is None:
         raise JobError(f"{out}: no avfuse job output here (no _job.json)")
 
     def read(name: str, columns: list[str] | None = None) -> pa.Table | None:
-        files = [f.path for f in sink._list(name) if sink._unit(f.base_name) is not None]
+        files = [f.path for f in output.committed_files(name)]
         if not files:
             return None
-        return pads.dataset(files, format="parquet", filesystem=sink.fs).to_table(columns=columns)
+        return pads.dataset(files, format="parquet", filesystem=output.fs).to_table(columns=columns)
 
     videos = read("videos")
     if videos is None:

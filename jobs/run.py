@@ -16,21 +16,22 @@ import os
 import time
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from jobs.local_ray import quiet_ray_logs, start_ray, stop_local_ray
 from jobs.spec import InputVideo, JobSpec, discover, manifest_digest
-from pipeline.config import validate
-from pipeline.detect import default_model_path
+from pipeline.config import default_model_path, validate
 from pipeline.errors import CheckpointError, JobError, TruncatedMediaError
-from pipeline.inference import VideoAccumulator
-from pipeline.model import AVModel, load_checkpoint_bytes
-from pipeline.sink import ParquetSink
+from pipeline.sink import OutputDir, ParquetSink
 from pipeline.stages import ModelStage, decode_batches, settings_to_dict  # torch-free at import
 from pipeline.tables import SCHEMA_VERSION, VideoRecord, video_tables
+
+if TYPE_CHECKING:  # torch is imported off the critical path, while Ray starts (see run_job)
+    from pipeline.model import AVModel
 
 COMMIT_SECONDS = 15.0  # commit a partial unit after this long, so progress is never held back for long
 
@@ -103,14 +104,19 @@ class Collector:
     """Gathers model rows per video and turns complete videos into committed rows."""
 
     def __init__(self, model: AVModel, sink: ParquetSink, job: dict[str, Any], spec: JobSpec,
-                 summary: RunSummary, on_video: Callable[[str, str], None] | None) -> None:
+                 summary: RunSummary, on_video: Callable[[str, str], None] | None,
+                 started: float | None = None) -> None:
+        """``started``: ``time.perf_counter()`` when the run began (for ``first_video_s``)."""
+        from pipeline.inference import VideoAccumulator
+
+        self.accumulator = VideoAccumulator
         self.model, self.sink, self.job, self.spec, self.summary = model, sink, job, spec, summary
         self.on_video = on_video
         self.open: dict[str, dict[str, Any]] = {}
         self.buffer: list[dict] = []
         self.finished: set[str] = set()
         self.last_commit = time.monotonic()
-        self.started = time.monotonic()
+        self.started = time.perf_counter() if started is None else started
         self.first_video_s: float | None = None
 
     def row(self, r: dict[str, Any]) -> None:
@@ -121,7 +127,7 @@ class Collector:
             self._finish(vid, str(r["path"]), float(r["started_at"]), error=str(r["error"]),
                          error_type=str(r["error_type"]))
             return
-        state = self.open.setdefault(vid, {"acc": VideoAccumulator(self.model), "seen": set(), "expected": None,
+        state = self.open.setdefault(vid, {"acc": self.accumulator(self.model), "seen": set(), "expected": None,
                                            "media": None, "path": str(r["path"]),
                                            "started_at": float(r["started_at"])})
         index = int(r["window_index"])
@@ -155,7 +161,7 @@ class Collector:
         self.buffer.append(video_tables(rec, self.model.labels, embeddings=self.spec.embeddings))
         self.finished.add(vid)
         if self.first_video_s is None:
-            self.first_video_s = time.monotonic() - self.started
+            self.first_video_s = time.perf_counter() - self.started
         s = self.summary
         if error:
             s.failed += 1
@@ -206,6 +212,12 @@ def _new_job(spec: JobSpec, identity: dict, model: AVModel, model_name: str, dig
     }
 
 
+def _load_model(model_bytes: bytes, model_name: str) -> AVModel:
+    from pipeline.model import load_checkpoint_bytes  # imports torch
+
+    return load_checkpoint_bytes(model_bytes, model_name)
+
+
 def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = None,
             on_video: Callable[[str, str], None] | None = None) -> RunSummary:
     """Run (or resume) the job ``spec`` describes; returns what this run did."""
@@ -215,22 +227,34 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
     t0 = time.perf_counter()
     videos = discover(spec.inputs)
     model_bytes, model_name = read_model(spec)
-    model = load_checkpoint_bytes(model_bytes, model_name)
     identity = spec.identity(hashlib.sha256(model_bytes).hexdigest())
+    started_here = False
+    with ThreadPoolExecutor(1, thread_name_prefix="avfuse-model") as loader:
+        # importing torch and loading the model (1-2 s on 2 cores) overlaps Ray's start-up
+        loading = loader.submit(_load_model, model_bytes, model_name)
+        output = OutputDir(spec.out)
+        job = output.read_job()
+        if job is not None and spec.overwrite:
+            output.clear()
+            job = None
+        if job is not None and job.get("identity") != identity:
+            changed = sorted(k for k in identity if job.get("identity", {}).get(k) != identity[k])
+            raise JobError(
+                f"{spec.out} holds job {job.get('job_id')} made with a different {', '.join(changed)}; "
+                "pass --overwrite to replace it, or choose another --out"
+            )
+        output.prepare()
+        done = output.committed_ids()
+        todo = [v for v in videos if v.video_id not in done]
+        try:
+            if todo:
+                started_here = start_ray(spec.address)
+            model = loading.result()
+        except BaseException:
+            if started_here:
+                stop_local_ray()
+            raise
     sink = ParquetSink(spec.out, model.labels, model.fusion.cfg.dim if spec.embeddings else None)
-    job = sink.read_job()
-    if job is not None and spec.overwrite:
-        sink.clear()
-        job = None
-    if job is not None and job.get("identity") != identity:
-        changed = sorted(k for k in identity if job.get("identity", {}).get(k) != identity[k])
-        raise JobError(
-            f"{spec.out} holds job {job.get('job_id')} made with a different {', '.join(changed)}; "
-            "pass --overwrite to replace it, or choose another --out"
-        )
-    sink.prepare()
-    done = sink.committed_ids()
-    todo = [v for v in videos if v.video_id not in done]
     job = job or _new_job(spec, identity, model, model_name, manifest_digest(videos))
     job["state"] = "running"
     job["counts"]["videos_total"] = len(videos)
@@ -241,13 +265,11 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
     })
     sink.write_job(job)
     summary = RunSummary(spec.out, job["job_id"], len(videos), len(videos) - len(todo), len(todo))
-    collector = Collector(model, sink, job, spec, summary, on_video)
+    collector = Collector(model, sink, job, spec, summary, on_video, started=t0)
     if on_start:
         on_start(summary)
-    started_here = False
     try:
         if todo:
-            started_here = start_ray(spec.address)
             _execute(spec, model, model_bytes, model_name, todo, collector, summary)
         collector.commit()
         job["state"] = "done"

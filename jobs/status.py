@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from jobs.submit import job_client
 from pipeline.errors import JobError
-from pipeline.sink import ParquetSink
+from pipeline.sink import OutputDir
 
 
 @dataclass
@@ -34,18 +34,16 @@ class OutputStatus:
 
 def output_status(out: str) -> OutputStatus:
     """Counts read from the committed tables (the truth), plus the job file's state."""
-    sink = ParquetSink(out, [])
-    job = sink.read_job()
+    output = OutputDir(out)
+    job = output.read_job()
     if job is None:
         raise JobError(f"{out}: no avfuse job output here (no _job.json)")
     ok = failed = segments = events = 0
     seconds = 0.0
     failures: list[tuple[str, str]] = []
     committed = set()
-    for f in sink._list("videos"):
-        if sink._unit(f.base_name) is None:
-            continue
-        with sink.fs.open_input_file(f.path) as fh:
+    for f in output.committed_files("videos"):
+        with output.fs.open_input_file(f.path) as fh:
             t = pq.read_table(fh, columns=["video_id", "status", "error", "n_segments", "n_events", "decoded_s"])
         for row in t.to_pylist():
             committed.add(row["video_id"])

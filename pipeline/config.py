@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from fractions import Fraction
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
+
+DEFAULT_MODEL = "avfuse-synthetic-v1.pt"
+
+
+def default_model_path() -> Path:
+    """The bundled model (trained on the synthetic sample classes); here, not in ``pipeline.model``,
+    so that finding it does not import torch."""
+    return Path(str(resources.files("pipeline") / "assets" / DEFAULT_MODEL))
 
 
 def as_fraction(value: Any, name: str, problems: list[str]) -> Fraction | None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import resources
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
 
+from pipeline.config import default_model_path
 from pipeline.decode import DecodeReport, StreamingDecoder
 from pipeline.errors import CheckpointError
 from pipeline.inference import Predictor, VideoAccumulator, VideoScores, stack_windows
@@ -18,12 +18,6 @@ from pipeline.model import AVModel, load_checkpoint
 from pipeline.windows import iter_windows
 
 T = TypeVar("T")
-DEFAULT_MODEL = "avfuse-synthetic-v1.pt"
-
-
-def default_model_path() -> Path:
-    """The bundled model (trained on the synthetic sample classes)."""
-    return Path(str(resources.files("pipeline") / "assets" / DEFAULT_MODEL))
 
 
 def load_model(path: str | Path | None) -> AVModel:

@@ -43,18 +43,15 @@ def open_output(out: str) -> tuple[pafs.FileSystem, str, bool]:
     return pafs.LocalFileSystem(), os.path.abspath(out), True
 
 
-class ParquetSink:
-    """Writes committed units of videos under one output root."""
+class OutputDir:
+    """An output root as readers see it: its layout, committed parts, and the job file.
 
-    def __init__(self, out: str, labels: Sequence[str], embedding_dim: int | None = None) -> None:
+    Needs no labels or model, so status, reports and the resume check open it cheaply.
+    """
+
+    def __init__(self, out: str) -> None:
         self.out = out
         self.fs, self.root, self.atomic_rename = open_output(out)
-        self.labels = list(labels)
-        self.embedding_dim = embedding_dim
-        self.tables = [t for t in TABLES if t != "embeddings" or embedding_dim]
-        self._empty = empty_tables(self.labels, embedding_dim)
-        self._run = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        self._counter = 0
 
     def _path(self, *parts: str) -> str:
         return str(PurePosixPath(self.root, *parts))
@@ -68,6 +65,10 @@ class ParquetSink:
         if name.startswith("part-") and name.endswith(".parquet"):
             return name[len("part-") : -len(".parquet")]
         return None
+
+    def committed_files(self, table: str) -> list[pafs.FileInfo]:
+        """The part files of ``table`` (committed ones only once ``prepare`` has run)."""
+        return [f for f in self._list(table) if self._unit(f.base_name) is not None]
 
     def prepare(self) -> int:
         """Create the folders; remove temporaries and orphaned parts. Returns files removed."""
@@ -86,34 +87,10 @@ class ParquetSink:
     def committed_ids(self) -> set[str]:
         """video_ids already committed (read from the ``videos`` table only)."""
         ids: set[str] = set()
-        for f in self._list("videos"):
-            if self._unit(f.base_name) is None:
-                continue
+        for f in self.committed_files("videos"):
             with self.fs.open_input_file(f.path) as fh:
                 ids.update(pq.read_table(fh, columns=["video_id"]).column("video_id").to_pylist())
         return ids
-
-    def _write(self, table: pa.Table, name: str, unit: str) -> None:
-        final = self._path(name, f"part-{unit}.parquet")
-        target = self._path(name, f".part-{unit}.parquet.tmp") if self.atomic_rename else final
-        with self.fs.open_output_stream(target) as fh:
-            pq.write_table(table, fh, compression="zstd")
-        if target != final:
-            self.fs.move(target, final)
-
-    def commit(self, per_video: Sequence[dict[str, pa.Table]]) -> str:
-        """Write one unit: the tables of several videos, ``videos`` last. Returns the unit id."""
-        if not per_video:
-            raise ValueError("nothing to commit")
-        self._counter += 1
-        unit = f"{self._run}-{self._counter:06d}-{uuid.uuid4().hex[:8]}"
-        for name in [t for t in self.tables if t != "videos"] + ["videos"]:
-            parts = [v[name] for v in per_video if name in v and v[name].num_rows]
-            table = pa.concat_tables(parts) if parts else self._empty[name]
-            if parts:
-                table = table.replace_schema_metadata(self._empty[name].schema.metadata)
-            self._write(table, name, unit)
-        return unit
 
     # ---- the job file ---------------------------------------------------------------
     def read_job(self) -> dict[str, Any] | None:
@@ -143,3 +120,38 @@ class ParquetSink:
                 self.fs.delete_dir(self._path(table))
         if self.fs.get_file_info(self._path(JOB_FILE)).type == pafs.FileType.File:
             self.fs.delete_file(self._path(JOB_FILE))
+
+
+class ParquetSink(OutputDir):
+    """Writes committed units of videos, with the schema of a model's labels, under one output root."""
+
+    def __init__(self, out: str, labels: Sequence[str], embedding_dim: int | None = None) -> None:
+        super().__init__(out)
+        self.labels = list(labels)
+        self.embedding_dim = embedding_dim
+        self.tables = [t for t in TABLES if t != "embeddings" or embedding_dim]
+        self._empty = empty_tables(self.labels, embedding_dim)
+        self._run = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        self._counter = 0
+
+    def _write(self, table: pa.Table, name: str, unit: str) -> None:
+        final = self._path(name, f"part-{unit}.parquet")
+        target = self._path(name, f".part-{unit}.parquet.tmp") if self.atomic_rename else final
+        with self.fs.open_output_stream(target) as fh:
+            pq.write_table(table, fh, compression="zstd")
+        if target != final:
+            self.fs.move(target, final)
+
+    def commit(self, per_video: Sequence[dict[str, pa.Table]]) -> str:
+        """Write one unit: the tables of several videos, ``videos`` last. Returns the unit id."""
+        if not per_video:
+            raise ValueError("nothing to commit")
+        self._counter += 1
+        unit = f"{self._run}-{self._counter:06d}-{uuid.uuid4().hex[:8]}"
+        for name in [t for t in self.tables if t != "videos"] + ["videos"]:
+            parts = [v[name] for v in per_video if name in v and v[name].num_rows]
+            table = pa.concat_tables(parts) if parts else self._empty[name]
+            if parts:
+                table = table.replace_schema_metadata(self._empty[name].schema.metadata)
+            self._write(table, name, unit)
+        return unit
