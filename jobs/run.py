@@ -229,6 +229,7 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
     model_bytes, model_name = read_model(spec)
     identity = spec.identity(hashlib.sha256(model_bytes).hexdigest())
     started_here = False
+    ray_start_s = 0.0
     with ThreadPoolExecutor(1, thread_name_prefix="avfuse-model") as loader:
         # importing torch and loading the model (1-2 s on 2 cores) overlaps Ray's start-up
         loading = loader.submit(_load_model, model_bytes, model_name)
@@ -248,7 +249,9 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
         todo = [v for v in videos if v.video_id not in done]
         try:
             if todo:
+                t_ray = time.perf_counter()
                 started_here = start_ray(spec.address)
+                ray_start_s = time.perf_counter() - t_ray
             model = loading.result()
         except BaseException:
             if started_here:
@@ -283,7 +286,8 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
         run.update(finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    wall_s=round(summary.wall_seconds, 3), ok=summary.ok, failed=summary.failed,
                    video_seconds=round(summary.video_seconds, 3),
-                   # start-up (Ray, actors, the first video through the whole pipeline)
+                   # start-up: Ray's own, and until the first video had passed the whole pipeline
+                   ray_start_s=round(ray_start_s, 3),
                    first_video_s=None if collector.first_video_s is None else round(collector.first_video_s, 3))
         job["counts"]["committed"] = summary.already_done + summary.ok + summary.failed
         if job["state"] == "done":
