@@ -26,7 +26,8 @@ class FusionConfig:
     fusion_layers: int = 2  # fusion layers (bottleneck, cross-attention, joint or graph)
     bottleneck_tokens: int = 4  # hybrid: bottleneck tokens per segment
     late_heads: bool = True  # hybrid: average per-modality late heads with the fused head
-    bottleneck_scope: str = "window"  # hybrid: what a segment's bottleneck tokens read: "window" or "segment"
+    bottleneck_scope: str = "segment"  # hybrid: what a segment's bottleneck tokens read: "segment" or "window"
+    bottleneck_init: str = "summary"  # hybrid: bottleneck tokens start from a "summary" of both modalities, or "learned" only
     graph_neighbours: int = 1  # graph: temporal edges reach this many segments each way
     mlp_ratio: int = 2  # feed-forward width / dim
     dropout: float = 0.1
@@ -55,6 +56,8 @@ class FusionConfig:
                 out.append(f"{name} must be >= 1")
         if self.bottleneck_scope not in ("window", "segment"):
             out.append(f"bottleneck_scope must be 'window' or 'segment', not {self.bottleneck_scope!r}")
+        if self.bottleneck_init not in ("learned", "summary"):
+            out.append(f"bottleneck_init must be 'learned' or 'summary', not {self.bottleneck_init!r}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.modality_dropout < 1.0:
             out.append("dropout and modality_dropout must be in [0, 1)")
         return out

@@ -11,8 +11,9 @@ its presence mask; no variant crashes or produces NaN on it.
 
 Variants (``build_fusion(name, cfg)``):
   hybrid           modality layers, then fusion only through B bottleneck tokens per
-                   segment (attention bottlenecks), plus per-modality late heads whose
-                   logits are averaged with the fused head's
+                   segment (attention bottlenecks, started from a summary of both
+                   modalities), plus per-modality late heads whose logits are averaged
+                   with the fused head's
   early            joint self-attention over all tokens of both modalities
   late             separate towers and heads; logits averaged
   cross_attention  modality layers, then each modality attends to the other
@@ -183,10 +184,15 @@ class HybridFusion(TowerFusion):
     path between modalities (its per-modality updates are averaged over the modalities
     present). The fused head reads the bottleneck and both modalities; per-modality late
     heads read the modality layers' output; their logits are averaged.
-    With ``bottleneck_scope="segment"`` a segment's bottleneck tokens read only that
+    ``bottleneck_scope="segment"`` (default): a segment's bottleneck tokens read only that
     segment's modality tokens (already given temporal context by the modality layers) and
-    the other bottleneck tokens: a per-segment summary of both modalities, where an event
-    that needs both is decided.
+    the other bottleneck tokens, so they hold a per-segment view of both modalities, where
+    an event that needs both is decided; ``"window"``: they read the whole window.
+    ``bottleneck_init="summary"`` (default): they start from a projection of the segment's
+    pooled modality tokens (plus the learned tokens), so the first fusion layer already
+    combines both modalities; ``"learned"``: from the learned tokens alone (as in MBT).
+    On the synthetic ablation (300 clips, 3 seeds) segment scope + summary start took the
+    hybrid from below early fusion to above it; see the README's benchmark section.
     """
 
     name = "hybrid"
@@ -198,6 +204,8 @@ class HybridFusion(TowerFusion):
         self.bottleneck_time = nn.Parameter(torch.zeros(cfg.window, 1, cfg.dim))
         nn.init.trunc_normal_(self.bottleneck, std=0.02)
         nn.init.trunc_normal_(self.bottleneck_time, std=0.02)
+        if cfg.bottleneck_init == "summary":
+            self.summary = nn.Sequential(nn.LayerNorm(2 * cfg.dim), nn.Linear(2 * cfg.dim, cfg.bottleneck_tokens * cfg.dim))
         self.merge = nn.Linear(3 * cfg.dim, cfg.dim)
         self.heads = Heads(cfg.dim, cfg.num_classes, cfg.dropout)
         self.heads_v = Heads(cfg.dim, cfg.num_classes, cfg.dropout)
@@ -207,9 +215,11 @@ class HybridFusion(TowerFusion):
         B, W = visual.shape[:2]
         nb = self.cfg.bottleneck_tokens
         v, a, pv, pa = self.towers(visual, audio, vp, ap)
-        late_v = self.heads_v(segment_pool(v, pv, W), vp)
-        late_a = self.heads_a(segment_pool(a, pa, W), ap)
+        seg_v, seg_a = segment_pool(v, pv, W), segment_pool(a, pa, W)  # (B, W, dim), zero where absent
+        late_v, late_a = self.heads_v(seg_v, vp), self.heads_a(seg_a, ap)
         z = (self.bottleneck + self.bottleneck_time[:W]).reshape(1, W * nb, -1).expand(B, -1, -1)
+        if self.cfg.bottleneck_init == "summary":  # each segment's tokens start from both modalities there
+            z = z + self.summary(torch.cat([seg_v, seg_a], dim=-1)).reshape(B, W * nb, -1)
         pz = expand_mask(vp | ap, nb)
         zw_v = expand_mask(vp, nb).unsqueeze(-1).to(z.dtype)  # which modality updates which bottleneck
         zw_a = expand_mask(ap, nb).unsqueeze(-1).to(z.dtype)

@@ -33,6 +33,9 @@ from pipeline.events import EventSettings
 
 FORMAT = "avfuse-model"
 FORMAT_VERSION = 1
+# Fusion settings added after format version 1 was fixed, with the value a model file that
+# does not record them was trained with (their default before they existed).
+FUSION_SETTINGS_BEFORE = {"bottleneck_scope": "window", "bottleneck_init": "learned"}
 MODALITIES = ("visual", "audio")
 
 
@@ -276,8 +279,9 @@ def load_checkpoint_bytes(data: bytes, name: str = "<bytes>",
         )
     cfg = payload["config"]
     try:
+        fusion = {**cfg["fusion"], "config": {**FUSION_SETTINGS_BEFORE, **cfg["fusion"].get("config", {})}}
         model = AVModel(
-            labels=payload["labels"], visual=cfg["visual"], audio=cfg["audio"], fusion=cfg["fusion"],
+            labels=payload["labels"], visual=cfg["visual"], audio=cfg["audio"], fusion=fusion,
             segment_s=cfg["segment_s"], window=cfg["window"], modalities=cfg["modalities"],
             events=payload.get("events"), provenance=payload.get("provenance"),
             trained=bool(payload.get("trained")),

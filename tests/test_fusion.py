@@ -50,6 +50,25 @@ def test_segment_scoped_bottleneck_reads_only_its_segment() -> None:
         assert torch.isfinite(model(v, a, none, none).segment_logits).all()
 
 
+def test_summary_initialised_bottleneck_ignores_absent_modalities_and_trains() -> None:
+    cfg = FusionConfig(**{**SEGMENT_SCOPE.to_dict(), "bottleneck_init": "summary"})
+    torch.manual_seed(0)
+    model = build_fusion("hybrid", cfg)
+    v, a, vp, ap = inputs()
+    out = model(v, a, vp, ap)
+    out.segment_logits.sum().backward()
+    assert model.summary[1].weight.grad is not None and model.summary[1].weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        a2 = a.clone()
+        a2[1] = 50.0  # sample 1 has no audio: its audio tokens must not reach the bottleneck
+        assert torch.allclose(model(v, a, vp, ap).segment_logits, model(v, a2, vp, ap).segment_logits, atol=1e-5)
+        none = torch.zeros_like(vp)
+        assert torch.isfinite(model(v, a, none, none).segment_logits).all()
+    with pytest.raises(ValueError, match="bottleneck_init"):
+        build_fusion("hybrid", FusionConfig(**{**CFG.to_dict(), "bottleneck_init": "random"}))
+
+
 def test_all_six_variants_are_registered() -> None:
     assert list_fusion() == ["hybrid", "early", "late", "cross_attention", "graph", "concat"]
     with pytest.raises(ValueError, match="known: hybrid, early"):

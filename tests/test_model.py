@@ -56,6 +56,23 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path: Path, fusion: str) -> None
     assert len(loaded.model_id) == 16
 
 
+def test_model_files_from_before_a_fusion_setting_existed_load_as_trained(tmp_path: Path) -> None:
+    """A file that does not record ``bottleneck_scope``/``bottleneck_init`` was trained when they
+    were "window"/"learned": it loads so, whatever today's defaults are."""
+    m = tiny_model(fusion_config={**TINY["fusion_config"], "bottleneck_scope": "window",
+                                  "bottleneck_init": "learned"}).eval()
+    path = save_checkpoint(m, tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    for key in ("bottleneck_scope", "bottleneck_init"):
+        del payload["config"]["fusion"]["config"][key]
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert (old.fusion.cfg.bottleneck_scope, old.fusion.cfg.bottleneck_init) == ("window", "learned")
+    batch = fake_batch(m)
+    with torch.no_grad():
+        assert torch.equal(m(*batch).segment_logits, old(*batch).segment_logits)
+
+
 def test_pickled_code_checkpoint_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
 
