@@ -3,7 +3,7 @@
     python benchmarks/pipeline.py [--clips 40] [--seconds 30] [--device cpu|cuda] [--visual resnet18]
 
 Measures video-seconds per wall-second for
-  (a) ``avfuse run`` with the default settings (local Ray, decode tasks + model actor),
+  (a) ``avfuse run`` with the default settings (local Ray, decode actors + model actor),
   (b) a plain sequential loop over the same decode and model functions in one process,
   (c) decode alone, all cores (one decode process per core),
   (d) the model alone on pre-decoded windows, all cores (or the GPU),

@@ -41,7 +41,7 @@ def _spec(inputs: list[str], out: Path | str, model: Path | None, address: str |
 Inputs = Annotated[list[str], typer.Argument(help="Folders (recursive), globs, list files of paths/URIs, files, s3:// or gs:// URIs.")]
 Out = Annotated[str, typer.Option(help="Output folder (or s3:// / gs:// URI) for the Parquet tables.")]
 ModelOpt = Annotated[Path | None, typer.Option(help="Model file; default: the bundled model.")]
-Workers = Annotated[int, typer.Option(help="Concurrent decode tasks; 0: derived from the cluster's CPUs and GPUs.")]
+Workers = Annotated[int, typer.Option(help="Decode processes (Ray actors); 0: derived from the cluster's CPUs and GPUs.")]
 Batch = Annotated[int, typer.Option(help="Analysis windows per model call.")]
 Device = Annotated[str, typer.Option(help="auto (GPU when the cluster has one), cpu or cuda.")]
 Emb = Annotated[bool, typer.Option("--embeddings", help="Also write per-segment fused embeddings.")]

@@ -47,7 +47,7 @@ class JobSpec:
     embeddings: bool = False
     commit_every: int = 16  # videos per committed unit of work
     overwrite: bool = False
-    max_retries: int = 2  # retries of a decode task whose worker process died
+    max_retries: int = 2  # retries of a video whose decode process died
 
     def problems(self) -> list[str]:
         out: list[str] = []
