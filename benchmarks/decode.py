@@ -19,10 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import best_time, cpu_count, lavfi_video, need_ffmpeg, print_table  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from fractions import Fraction  # noqa: E402
 
+from benchmarks.common import (  # noqa: E402
+    best_time,
+    cpu_count,
+    lavfi_video,
+    need_ffmpeg,
+    print_table,
+)
 from pipeline.config import DecodeSettings  # noqa: E402
 from pipeline.decode import StreamingDecoder  # noqa: E402
 

@@ -66,11 +66,11 @@ def main() -> None:
     import torch
 
     from pipeline.config import DecodeSettings  # noqa: F401
+    from pipeline.decode import StreamingDecoder
     from pipeline.detect import analyse, batched
     from pipeline.inference import Predictor, stack_windows
     from pipeline.model import load_checkpoint
     from pipeline.windows import iter_windows
-    from pipeline.decode import StreamingDecoder
     from sample_media.generate import generate
 
     work = Path(args.workdir)

@@ -120,8 +120,8 @@ def submit_cmd(
     token: Annotated[str | None, typer.Option(help="Ray auth token (default: $RAY_AUTH_TOKEN or ~/.ray/auth_token).")] = None,
 ) -> None:
     """Submit the same run to a Ray cluster's job server (Ray Jobs); prints the job id."""
-    from pipeline.config import validate
     from jobs.submit import submit
+    from pipeline.config import validate
 
     spec = _spec(inputs, out, model, None, decode_workers, batch_size, device, embeddings, overwrite, commit_every)
     validate(spec)
