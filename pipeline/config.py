@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 
-DEFAULT_MODEL = "avfuse-synthetic-v1.pt"
+DEFAULT_MODEL = "avfuse-synthetic-v2.pt"
 
 
 def default_model_path() -> Path:
