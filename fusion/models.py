@@ -23,6 +23,7 @@ Variants (``build_fusion(name, cfg)``):
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -241,6 +242,7 @@ class HybridFusion(TowerFusion):
         return average_outputs([out, late_v, late_a], [vp | ap, vp, ap])
 
 
+@functools.lru_cache(maxsize=16)  # the same few shapes on every forward pass
 def segment_scope_mask(window: int, tokens: int, bottleneck: int, device: torch.device) -> Tensor:
     """(L, L) bool, True = may not attend, over [W*tokens modality tokens, W*bottleneck tokens]:
     bottleneck tokens of segment k see segment k's modality tokens and every bottleneck token;
