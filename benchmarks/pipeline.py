@@ -1,6 +1,7 @@
 """Whole-pipeline throughput: ``avfuse run`` against its own stages and a plain loop, in one run.
 
     python benchmarks/pipeline.py [--clips 40] [--seconds 30] [--device cpu|cuda] [--visual resnet18]
+        [--clip-size 640x360 --clip-fps 25] [--repeat K] [--decode-workers 0,8,4] [--batch-size 16,64]
 
 Measures video-seconds per wall-second for
   (a) ``avfuse run`` with the default settings (local Ray, decode actors + model actor),
@@ -18,6 +19,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -52,20 +54,102 @@ def make_model(path: Path, visual: str, device: str) -> Path:
     return path
 
 
+class GpuSampler:
+    """Mean GPU utilisation (NVML, sampled every 0.1 s) while a ``with`` block runs; None without NVML."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        import torch
+
+        while not self._stop.wait(0.1):
+            try:
+                self.samples.append(int(torch.cuda.utilization()))
+            except Exception:  # noqa: BLE001 - no NVML: report no number rather than fail the run
+                return
+
+    def __enter__(self) -> GpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.samples) / len(self.samples) if self.samples else None
+
+
+def run_job_once(clips_dir: Path, out: Path, model_path: Path, device: str, batch_size: int,
+                 decode_workers: int) -> tuple[float, float, dict, float | None]:
+    """``avfuse run`` in a fresh process (Ray start-up included) -> (a), (a'), the run record, GPU %."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "jobs.cli", "run", str(clips_dir), "--out", str(out), "--model",
+           str(model_path), "--device", device, "--batch-size", str(batch_size)]
+    if decode_workers:
+        cmd += ["--decode-workers", str(decode_workers)]
+    gpu = GpuSampler() if device.startswith("cuda") else None
+    t = time.perf_counter()
+    if gpu:
+        with gpu:
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    else:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-3000:])
+        raise SystemExit("avfuse run failed")
+    run = json.loads((out / "_job.json").read_text())["runs"][-1]
+    startup = wall - run["wall_s"] + run["first_video_s"]  # process start + Ray + first video + shutdown
+    per_video = run["video_seconds"] / max(1, run["ok"])
+    steady = (run["video_seconds"] - per_video) / max(1e-9, wall - startup)
+    plan = run.get("plan") or {}
+    print(f"avfuse run ({plan.get('decode_workers', '?')} decode workers, {plan.get('actors', '?')} model "
+          f"actor(s) on {plan.get('device', '?')}): {wall:.1f} s wall: {run['ray_start_s']:.1f} s starting Ray, "
+          f"first video done {run['first_video_s']:.1f} s into the job, {wall - run['wall_s']:.1f} s of "
+          f"interpreter start, imports and Ray shutdown outside the job's own clock ({run['wall_s']:.1f} s)"
+          + ("" if gpu is None or gpu.mean is None else f"; GPU busy {gpu.mean:.0f}% on average"))
+    return run["video_seconds"] / wall, steady, plan, None if gpu is None else gpu.mean
+
+
+def repeat_clips(clips_dir: Path, times: int) -> Path:
+    """A folder holding ``times`` hard-linked copies of the clips (distinct paths, so distinct videos)."""
+    out = clips_dir.with_name(f"{clips_dir.name}_x{times}")
+    for k in range(times):
+        folder = out / f"copy_{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for clip in clips_dir.glob("*.mp4"):
+            if not (folder / clip.name).exists():
+                (folder / clip.name).hardlink_to(clip)
+    return out
+
+
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=".cache/bench_pipeline")
     ap.add_argument("--clips", type=int, default=40)
     ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--clip-size", default="160x120", help="WIDTHxHEIGHT of the generated clips")
+    ap.add_argument("--clip-fps", type=int, default=15)
+    ap.add_argument("--repeat", type=int, default=1, help="run over each generated clip this many times")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--visual", default="small_cnn")
-    ap.add_argument("--decode-workers", type=int, default=0)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--decode-workers", default="0",
+                    help="for (a); 0: the job's default; a comma list runs (a) once per value")
+    ap.add_argument("--batch-size", default="16",
+                    help="windows per model call; a comma list measures (d) at each, the first is used elsewhere")
     ap.add_argument("--skip", default="", help="comma-separated stages to skip: a,b,c,d")
     args = ap.parse_args()
     import torch
 
-    from pipeline.config import DecodeSettings  # noqa: F401
     from pipeline.decode import StreamingDecoder
     from pipeline.detect import analyse, batched
     from pipeline.inference import Predictor, stack_windows
@@ -73,16 +157,30 @@ def main() -> None:
     from pipeline.windows import iter_windows
     from sample_media.generate import generate
 
+    width, height = (int(x) for x in args.clip_size.lower().split("x"))
+    batch_sizes = ints(args.batch_size)
+    batch_size = batch_sizes[0]
     work = Path(args.workdir)
-    clips_dir = work / f"clips_{args.clips}x{args.seconds}s"
+    size_tag = "" if (width, height, args.clip_fps) == (160, 120, 15) else f"_{width}x{height}_{args.clip_fps}fps"
+    clips_dir = work / f"clips_{args.clips}x{args.seconds}s{size_tag}"
     if not (clips_dir / "annotations_ave.txt").exists():
-        generate(clips_dir, args.clips, seed=7, duration=args.seconds, workers=cpu_count())
-    paths = sorted(str(p) for p in clips_dir.glob("*.mp4"))
+        t = time.perf_counter()
+        generate(clips_dir, args.clips, seed=7, duration=args.seconds, width=width, height=height,
+                 fps=args.clip_fps, workers=cpu_count())
+        print(f"generated {args.clips} clips in {time.perf_counter() - t:.1f} s")
+    if args.repeat > 1:  # more video without more generating: hard links in copy_K/ folders
+        clips_dir = repeat_clips(clips_dir, args.repeat)
+    paths = sorted(str(p) for p in clips_dir.rglob("*.mp4"))
     model_path = make_model(work / f"untrained_{args.visual}.pt", args.visual, args.device)
     model = load_checkpoint(model_path)
     settings = model.decode_settings
     cores = cpu_count()
-    results: dict[str, float] = {}
+    gpu = args.device.startswith("cuda")
+    results: dict[str, float] = {}  # in the order measured
+    labels: dict[str, str] = {
+        "a": "(a) avfuse run (Ray)", "a'": "(a') avfuse run after its first video",
+        "b": "(b) sequential loop, one process", "c": f"(c) decode alone ({cores} processes)"}
+    notes: dict[str, str] = {}
     skip = set(args.skip.split(","))
 
     if "c" not in skip:  # decode alone, one process per core, one decoder thread each
@@ -95,66 +193,56 @@ def main() -> None:
     if "d" not in skip:  # model alone on windows decoded beforehand
         torch.set_num_threads(cores)
         predictor = Predictor(model, device=args.device)
-        batches = []
-        for p in paths[: max(4, len(paths) // 4)]:
+        decoded_windows = []
+        for p in paths[: max(4, min(20, len(paths) // 4))]:
             with StreamingDecoder(p, settings) as dec:
-                for chunk in batched(iter_windows(dec.segments(), model.window), args.batch_size):
-                    batches.append(stack_windows(chunk, model.window.segments, settings))
-        predictor(batches[0])  # warm-up
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        seconds = 0.0
-        for b in batches:
-            predictor(b)
-            seconds += float(sum(b.ends[i, b.lengths[i] - 1] - b.starts[i, 0] for i in range(len(b))))
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        results["d"] = seconds / (time.perf_counter() - t)
+                decoded_windows.extend(iter_windows(dec.segments(), model.window))
+        for bs in batch_sizes:
+            batches = [stack_windows(chunk, model.window.segments, settings)
+                       for chunk in batched(iter(decoded_windows), bs)]
+            predictor(batches[0])  # warm-up
+            if gpu:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            seconds = 0.0
+            while time.perf_counter() - t < 2.0:  # whole passes over the windows, at least 2 s
+                for b in batches:
+                    predictor(b)
+                    seconds += float(sum(b.ends[i, b.lengths[i] - 1] - b.starts[i, 0] for i in range(len(b))))
+                if gpu:
+                    torch.cuda.synchronize()
+            key = "d" if bs == batch_size else f"d{bs}"
+            results[key] = seconds / (time.perf_counter() - t)
+            labels[key] = f"(d) model alone ({args.device}, batch {bs})"
 
     if "b" not in skip:  # a plain loop in one process
         torch.set_num_threads(cores)
         predictor = Predictor(model, device=args.device)
         t = time.perf_counter()
-        done = sum(float(analyse(p, model, predictor, batch_windows=args.batch_size).report.decoded_s) for p in paths)
+        done = sum(float(analyse(p, model, predictor, batch_windows=batch_size).report.decoded_s) for p in paths)
         results["b"] = done / (time.perf_counter() - t)
 
-    if "a" not in skip:  # avfuse run, default settings, in a fresh process (Ray start-up included)
-        out = work / "run_out"
-        shutil.rmtree(out, ignore_errors=True)
-        cmd = [sys.executable, "-m", "jobs.cli", "run", str(clips_dir), "--out", str(out), "--model",
-               str(model_path), "--device", args.device, "--batch-size", str(args.batch_size)]
-        if args.decode_workers:
-            cmd += ["--decode-workers", str(args.decode_workers)]
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            print(proc.stdout[-3000:], proc.stderr[-3000:])
-            raise SystemExit("avfuse run failed")
-        job = json.loads((out / "_job.json").read_text())
-        run = job["runs"][-1]
-        results["a"] = run["video_seconds"] / wall
-        startup = wall - run["wall_s"] + run["first_video_s"]  # process start + Ray + first video + shutdown
-        per_video = run["video_seconds"] / max(1, run["ok"])
-        results["a'"] = (run["video_seconds"] - per_video) / max(1e-9, wall - startup)
-        print(f"avfuse run: {wall:.1f} s wall: {run['ray_start_s']:.1f} s starting Ray, first video done "
-              f"{run['first_video_s']:.1f} s into the job, {wall - run['wall_s']:.1f} s of interpreter start, "
-              f"imports and Ray shutdown outside the job's own clock ({run['wall_s']:.1f} s)")
+    if "a" not in skip:  # avfuse run, in a fresh process each time
+        for i, workers in enumerate(ints(args.decode_workers)):
+            a, steady, plan, busy = run_job_once(clips_dir, work / "run_out", model_path, args.device,
+                                                 batch_size, workers)
+            key = "a" if i == 0 else f"a{i}"
+            results[key], results[key + "'"] = a, steady
+            labels.setdefault(key, labels["a"])
+            labels.setdefault(key + "'", labels["a'"])
+            notes[key] = notes[key + "'"] = f"{plan.get('decode_workers')} decode workers" + (
+                "" if busy is None else f", GPU busy {busy:.0f}%")
 
     c, d = results.get("c"), results.get("d")
-    gpu = args.device.startswith("cuda")
     bound = None if c is None or d is None else (min(c, d) if gpu else 1 / (1 / c + 1 / d))
-    names = {"a": "avfuse run (Ray, defaults)", "a'": "avfuse run after its first video",
-             "b": "sequential loop, one process",
-             "c": f"decode alone ({cores} processes)", "d": f"model alone ({args.device})"}
-    rows = [[f"({k}) {names[k]}", f"{v:.2f}", "-" if bound is None else f"{v / bound:.2f}"]
-            for k, v in sorted(results.items())]
+    rows = [[labels[k], notes.get(k, ""), f"{v:.2f}", "-" if bound is None else f"{v / bound:.2f}"]
+            for k, v in results.items()]
     if bound is not None:
-        rows.append(["bound " + ("min(c, d)" if gpu else "1 / (1/c + 1/d)"), f"{bound:.2f}", "1.00"])
-    print(f"\n{args.clips} clips x {args.seconds} s, visual encoder {args.visual} "
-          f"({settings.frame_size}px, {float(settings.fps):g} fps), {cores} CPU cores, device {args.device}\n")
-    print_table(["pipeline", "video-s per wall-s", "vs bound"], rows)
+        rows.append(["bound " + ("min(c, d)" if gpu else "1 / (1/c + 1/d)"), "", f"{bound:.2f}", "1.00"])
+    print(f"\n{args.clips} clips x {args.seconds} s ({width}x{height}, {args.clip_fps} fps), visual encoder "
+          f"{args.visual} ({settings.frame_size}px, {float(settings.fps):g} fps), {cores} CPU cores, "
+          f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if gpu else "") + "\n")
+    print_table(["pipeline", "settings", "video-s per wall-s", "vs bound"], rows)
     if "a" in results and "b" in results:
         print(f"\n(a) / (b) = {results['a'] / results['b']:.2f}")
 

@@ -17,7 +17,7 @@ import time
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -288,7 +288,8 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
                    video_seconds=round(summary.video_seconds, 3),
                    # start-up: Ray's own, and until the first video had passed the whole pipeline
                    ray_start_s=round(ray_start_s, 3),
-                   first_video_s=None if collector.first_video_s is None else round(collector.first_video_s, 3))
+                   first_video_s=None if collector.first_video_s is None else round(collector.first_video_s, 3),
+                   plan=None if summary.plan is None else asdict(summary.plan))
         job["counts"]["committed"] = summary.already_done + summary.ok + summary.failed
         if job["state"] == "done":
             job["finished_at"] = run["finished_at"]
