@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,25 @@ class GpuSampler:
         return sum(self.samples) / len(self.samples) if self.samples else None
 
 
+def timeline_summary(path: Path, launched: float) -> str:
+    """When the job's actors started and first worked, in seconds after ``avfuse run`` was launched."""
+    events = [e for e in json.loads(path.read_text()) if e.get("ph") == "X"]
+
+    def spans(suffix: str) -> list[tuple[float, float]]:
+        return sorted((e["ts"] / 1e6 - launched, (e["ts"] + e.get("dur", 0)) / 1e6 - launched)
+                      for e in events if str(e.get("cat", "")).endswith(suffix))
+
+    inits = spans(".__init__")
+    decode_init, model_init = spans("(DecodeStage)).__init__"), spans("(ModelStage)).__init__")
+    decode_calls, model_calls = spans("(DecodeStage)).submit"), spans("(ModelStage)).submit")
+    if not (inits and decode_init and model_init and decode_calls and model_calls):
+        return "timeline: incomplete"
+    return (f"timeline (s after launch): first Ray Data actor {inits[0][0]:.1f}; decode actors' constructors "
+            f"{decode_init[0][0]:.1f}-{max(e for _, e in decode_init):.1f} ({len(decode_init)}); model actor's "
+            f"constructor {model_init[0][0]:.1f}-{model_init[0][1]:.1f}; first decode call {decode_calls[0][0]:.1f}; "
+            f"first model call {model_calls[0][0]:.1f}")
+
+
 def run_job_once(clips_dir: Path, out: Path, model_path: Path, device: str, batch_size: int,
                  decode_workers: int) -> tuple[float, float, dict, float | None]:
     """``avfuse run`` in a fresh process (Ray start-up included) -> (a), (a'), the run record, GPU %."""
@@ -93,12 +113,14 @@ def run_job_once(clips_dir: Path, out: Path, model_path: Path, device: str, batc
     if decode_workers:
         cmd += ["--decode-workers", str(decode_workers)]
     gpu = GpuSampler() if device.startswith("cuda") else None
-    t = time.perf_counter()
+    timeline = out.with_name(out.name + "_timeline.json")
+    env = {**os.environ, "AVFUSE_RAY_TIMELINE": str(timeline.resolve())}
+    launched, t = time.time(), time.perf_counter()
     if gpu:
         with gpu:
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     else:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-3000:])
@@ -113,6 +135,8 @@ def run_job_once(clips_dir: Path, out: Path, model_path: Path, device: str, batc
           f"first video done {run['first_video_s']:.1f} s into the job, {wall - run['wall_s']:.1f} s of "
           f"interpreter start, imports and Ray shutdown outside the job's own clock ({run['wall_s']:.1f} s)"
           + ("" if gpu is None or gpu.mean is None else f"; GPU busy {gpu.mean:.0f}% on average"))
+    if timeline.exists():
+        print("  " + timeline_summary(timeline, launched))
     return run["video_seconds"] / wall, steady, plan, None if gpu is None else gpu.mean
 
 
@@ -126,6 +150,14 @@ def repeat_clips(clips_dir: Path, times: int) -> Path:
             if not (folder / clip.name).exists():
                 (folder / clip.name).hardlink_to(clip)
     return out
+
+
+class Results(dict):
+    """``{stage: video-s per wall-s}`` that prints each value when it is stored (a run cut short keeps them)."""
+
+    def __setitem__(self, key: str, value: float) -> None:
+        print(f"  {key}: {value:.2f} video-s per wall-s", flush=True)
+        super().__setitem__(key, value)
 
 
 def ints(text: str) -> list[int]:
@@ -176,7 +208,7 @@ def main() -> None:
     settings = model.decode_settings
     cores = cpu_count()
     gpu = args.device.startswith("cuda")
-    results: dict[str, float] = {}  # in the order measured
+    results = Results()  # in the order measured, each printed when measured
     labels: dict[str, str] = {
         "a": "(a) avfuse run (Ray)", "a'": "(a') avfuse run after its first video",
         "b": "(b) sequential loop, one process", "c": f"(c) decode alone ({cores} processes)"}

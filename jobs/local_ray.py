@@ -38,6 +38,22 @@ def start_ray(address: str | None) -> bool:
     return True
 
 
+TIMELINE_ENV = "AVFUSE_RAY_TIMELINE"
+
+
+def write_timeline_if_asked() -> None:
+    """Save Ray's task timeline (Chrome trace JSON) to ``$AVFUSE_RAY_TIMELINE`` when that is set:
+    which actor started when and how long its constructor and calls took (benchmarks/pipeline.py)."""
+    path = os.environ.get(TIMELINE_ENV)
+    if not path:
+        return
+    import ray
+
+    if ray.is_initialized():
+        logging.getLogger("ray._private.state").setLevel(logging.ERROR)  # "will read from the dashboard"
+        ray.timeline(filename=path)
+
+
 def _local_raylet_pids() -> set[int]:
     """PIDs of the raylet(s) of the Ray this process started (private Ray API; empty if it moves)."""
     try:

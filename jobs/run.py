@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from jobs.local_ray import quiet_ray_logs, start_ray, stop_local_ray
+from jobs.local_ray import quiet_ray_logs, start_ray, stop_local_ray, write_timeline_if_asked
 from jobs.spec import InputVideo, JobSpec, discover, manifest_digest
 from pipeline.config import default_model_path, validate
 from pipeline.errors import CheckpointError, JobError, TruncatedMediaError
@@ -294,6 +294,7 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
         if job["state"] == "done":
             job["finished_at"] = run["finished_at"]
         sink.write_job(job)
+        write_timeline_if_asked()
         if started_here:
             stop_local_ray()
     return summary
