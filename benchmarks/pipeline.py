@@ -176,12 +176,14 @@ def main() -> None:
     ap.add_argument("--visual", default="small_cnn")
     ap.add_argument("--decode-workers", default="0",
                     help="for (a); 0: the job's default; a comma list runs (a) once per value")
-    ap.add_argument("--batch-size", default="16",
-                    help="windows per model call; a comma list measures (d) at each, the first is used elsewhere")
+    ap.add_argument("--batch-size", default="0",
+                    help="windows per model call (0: the device's default); a comma list measures (d) at each, "
+                         "the first is used elsewhere")
     ap.add_argument("--skip", default="", help="comma-separated stages to skip: a,b,c,d")
     args = ap.parse_args()
     import torch
 
+    from pipeline.config import default_batch_windows
     from pipeline.decode import StreamingDecoder
     from pipeline.detect import analyse, batched
     from pipeline.inference import Predictor, stack_windows
@@ -190,7 +192,7 @@ def main() -> None:
     from sample_media.generate import generate
 
     width, height = (int(x) for x in args.clip_size.lower().split("x"))
-    batch_sizes = ints(args.batch_size)
+    batch_sizes = [b or default_batch_windows(args.device) for b in ints(args.batch_size)]
     batch_size = batch_sizes[0]
     work = Path(args.workdir)
     size_tag = "" if (width, height, args.clip_fps) == (160, 120, 15) else f"_{width}x{height}_{args.clip_fps}fps"

@@ -42,7 +42,7 @@ class JobSpec:
     model: str | None = None  # None: the bundled default model
     address: str | None = None
     decode_workers: int = 0  # 0: derived from the cluster's CPUs and GPUs
-    batch_size: int = 16  # windows per model call
+    batch_size: int = 0  # windows per model call; 0: by device (pipeline.config.BATCH_WINDOWS)
     device: str = "auto"
     embeddings: bool = False
     commit_every: int = 16  # videos per committed unit of work
@@ -57,8 +57,8 @@ class JobSpec:
             out.append("--out is required")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             out.append(f"--device must be auto, cpu or cuda, not {self.device!r}")
-        if self.batch_size < 1:
-            out.append(f"--batch-size must be >= 1, not {self.batch_size}")
+        if self.batch_size < 0:
+            out.append(f"--batch-size must be >= 1 (or 0 for the device's default), not {self.batch_size}")
         if self.decode_workers < 0:
             out.append(f"--decode-workers must be >= 0, not {self.decode_workers}")
         if self.commit_every < 1:

@@ -52,8 +52,9 @@ def run_command(spec: JobSpec) -> str:
     """The ``avfuse run`` command line the cluster will execute for ``spec``."""
     args = ["avfuse", "run", *[normalise_input(i) for i in spec.inputs], "--out",
             spec.out if "://" in spec.out else os.path.abspath(spec.out), "--address", "auto",
-            "--batch-size", str(spec.batch_size), "--device", spec.device,
-            "--commit-every", str(spec.commit_every)]
+            "--device", spec.device, "--commit-every", str(spec.commit_every)]
+    if spec.batch_size:
+        args += ["--batch-size", str(spec.batch_size)]
     if spec.model:
         args += ["--model", os.path.abspath(spec.model) if "://" not in spec.model else spec.model]
     if spec.decode_workers:

@@ -23,6 +23,17 @@ def default_model_path() -> Path:
     return Path(str(resources.files("pipeline") / "assets" / DEFAULT_MODEL))
 
 
+# Analysis windows per model call unless told otherwise. With ResNet-18 at 224 px on an H100 the
+# model alone scored 6.4k video-s/s at 16 windows, 20.0k at 64 and 21.8k at 256; on 2 CPU cores
+# 8 and 16 were alike (benchmarks/pipeline.py --batch-size 16,64,256)
+BATCH_WINDOWS = {"cpu": 16, "cuda": 64}
+
+
+def default_batch_windows(device: str) -> int:
+    """``device``: "cpu", "cuda" or "cuda:N"."""
+    return BATCH_WINDOWS["cuda" if device.startswith("cuda") else "cpu"]
+
+
 def as_fraction(value: Any, name: str, problems: list[str]) -> Fraction | None:
     """Parse ints, floats, "1/2" strings or Fractions exactly; record a problem otherwise."""
     try:

@@ -9,7 +9,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
 
-from pipeline.config import default_model_path
+from pipeline.config import default_batch_windows, default_model_path
 from pipeline.decode import DecodeReport, StreamingDecoder
 from pipeline.errors import CheckpointError
 from pipeline.inference import Predictor, VideoAccumulator, VideoScores, stack_windows
@@ -50,14 +50,16 @@ class VideoResult:
 
 
 def analyse(source: str | Path, model: AVModel, predictor: Predictor | None = None,
-            batch_windows: int = 8) -> VideoResult:
+            batch_windows: int | None = None) -> VideoResult:
     """Run the whole pipeline on one file in this process.
 
     A truncated file still returns what was decoded (``report.truncated`` says so).
+    ``batch_windows``: windows per model call; default: ``default_batch_windows`` of the device.
     """
     t0 = time.perf_counter()
     processed_at = datetime.now(timezone.utc)
     predictor = predictor or Predictor(model, device="cpu")
+    batch_windows = batch_windows or default_batch_windows(predictor.device.type)
     info = probe(source)
     settings = model.decode_settings
     acc = VideoAccumulator(model)
