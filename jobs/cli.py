@@ -38,7 +38,8 @@ def _spec(inputs: list[str], out: Path | str, model: Path | None, address: str |
     )
 
 
-Inputs = Annotated[list[str], typer.Argument(help="Folders (recursive), globs, list files of paths/URIs, files, s3:// or gs:// URIs.")]
+Inputs = Annotated[list[str], typer.Argument(
+    help="Folders (recursive), globs, list files of paths/URIs, files, s3:// or gs:// URIs.")]
 Out = Annotated[str, typer.Option(help="Output folder (or s3:// / gs:// URI) for the Parquet tables.")]
 ModelOpt = Annotated[Path | None, typer.Option(help="Model file; default: the bundled model.")]
 Workers = Annotated[int, typer.Option(help="Decode processes (Ray actors); 0: derived from the cluster's CPUs and GPUs.")]
@@ -54,7 +55,8 @@ def run_cmd(
     inputs: Inputs,
     out: Out,
     model: ModelOpt = None,
-    address: Annotated[str | None, typer.Option(help="Ray cluster to join (ray://..., HOST:PORT or auto); default: a private local Ray.")] = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join (ray://..., HOST:PORT or auto); default: a private local Ray.")] = None,
     decode_workers: Workers = 0,
     batch_size: Batch = 0,
     device: Device = "auto",

@@ -30,8 +30,8 @@ from pipeline.config import WindowSettings
 from pipeline.dataset import IGNORE, WindowSet, build_windows, decode_many
 from pipeline.errors import ConfigError
 from pipeline.events import EventSettings, SegmentScores, detect_events
-from pipeline.metrics import Counts, event_based, segment_based
 from pipeline.inference import resolve_device
+from pipeline.metrics import Counts, event_based, segment_based
 from pipeline.model import AVModel, create_model, save_checkpoint
 
 ENCODER_MODES = ("train", "finetune", "freeze")

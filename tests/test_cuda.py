@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 import torch
-from jobhelpers import ROOT, cli
 
+from jobhelpers import ROOT, cli
 from pipeline.detect import analyse, batched, load_model
 from pipeline.inference import Predictor, WindowBatch, stack_windows
 from pipeline.model import AVModel, create_model
