@@ -9,10 +9,25 @@ import time
 from pathlib import Path
 
 
+class _HandledBlockErrors(logging.Filter):
+    """Drops Ray Data's report (with traceback) of a decode call lost to a dying worker: the job
+    decodes that video again and records the outcome itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("An exception was raised from a task of operator")
+
+
 def quiet_ray_logs() -> None:
     """Our progress bar and summary replace Ray Data's; Ray's token-auth notice is in the README."""
+    import warnings
+
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    state = logging.getLogger("ray.data._internal.execution.streaming_executor_state")
+    if not any(isinstance(f, _HandledBlockErrors) for f in state.filters):
+        state.addFilter(_HandledBlockErrors())
+    # the model stage of a second pass whose only video failed to decode gets no input
+    warnings.filterwarnings("ignore", message=r"The minimum number of concurrent actors for 'MapBatches")
 
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine mode, loopback addresses
