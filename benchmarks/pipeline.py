@@ -98,10 +98,29 @@ def timeline_summary(path: Path, launched: float) -> str:
     decode_calls, model_calls = spans("(DecodeStage)).submit"), spans("(ModelStage)).submit")
     if not (inits and decode_init and model_init and decode_calls and model_calls):
         return "timeline: incomplete"
+    busy = {}
+    for stage in ("DecodeStage", "ModelStage"):
+        per_actor: dict[str, list[tuple[float, float]]] = {}
+        for e in events:
+            if str(e.get("cat", "")).endswith(f"({stage})).submit"):
+                per_actor.setdefault(e["tid"], []).append((e["ts"], e["ts"] + e.get("dur", 0)))
+        busy[stage] = sum(_covered(v) for v in per_actor.values()) / max(
+            1e-9, sum(max(b for _, b in v) - min(a for a, _ in v) for v in per_actor.values()))
     return (f"timeline (s after launch): first Ray Data actor {inits[0][0]:.1f}; decode actors' constructors "
             f"{decode_init[0][0]:.1f}-{max(e for _, e in decode_init):.1f} ({len(decode_init)}); model actor's "
             f"constructor {model_init[0][0]:.1f}-{model_init[0][1]:.1f}; first decode call {decode_calls[0][0]:.1f}; "
-            f"first model call {model_calls[0][0]:.1f}")
+            f"first model call {model_calls[0][0]:.1f}; between their first and last calls the decode actors were "
+            f"busy {busy['DecodeStage']:.0%} of the time, the model actor(s) {busy['ModelStage']:.0%}")
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """Length of the union of ``spans`` (calls queued on one actor overlap in the timeline)."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
 
 
 def run_job_once(clips_dir: Path, out: Path, model_path: Path, device: str, batch_size: int,
