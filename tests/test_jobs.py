@@ -96,6 +96,8 @@ def test_metadata_and_job_file(job: dict) -> None:
     jobfile = json.loads((out / "_job.json").read_text())
     assert jobfile["state"] == "done" and jobfile["counts"]["videos_total"] == len(job["expected"])
     assert jobfile["model"]["sha256"] and jobfile["labels"][0] == "bell"
+    plan = jobfile["runs"][-1]["plan"]  # how this run used the machine
+    assert plan["device"] == "cpu" and plan["batch_size"] == 16 and plan["decode_workers"] >= 1
     assert not list(out.rglob(".*.tmp"))
 
 
