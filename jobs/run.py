@@ -127,6 +127,7 @@ class Collector:
         if vid in self.finished:
             return  # a retried decode call can repeat rows of a video already done
         if r["error"]:
+            self.open.pop(vid, None)  # windows that came through before the error are dropped
             self._finish(vid, str(r["path"]), float(r["started_at"]), error=str(r["error"]),
                          error_type=str(r["error_type"]))
             return

@@ -49,6 +49,9 @@ class WindowBatch:
     def from_dict(cls, d: dict[str, Any]) -> WindowBatch:
         return cls(**{k: np.asarray(d[k]) for k in cls.__dataclass_fields__})
 
+    def take(self, rows: slice) -> WindowBatch:
+        return WindowBatch(**{k: getattr(self, k)[rows] for k in self.__dataclass_fields__})
+
 
 def stack_windows(windows: Sequence[Window], W: int, settings: DecodeSettings) -> WindowBatch:
     B, F, S, N = len(windows), settings.frames_per_segment, settings.frame_size, settings.samples_per_segment
@@ -78,7 +81,12 @@ def resolve_device(device: str) -> torch.device:
 
 
 class Predictor:
-    """Run an ``AVModel`` on ``WindowBatch``es; load once, call many times."""
+    """Run an ``AVModel`` on ``WindowBatch``es; load once, call many times.
+
+    A batch that runs the GPU out of memory is split in halves, and later batches are cut to
+    the size that fitted (``max_windows``): a batch size chosen for a large GPU still runs on
+    a small one, a little slower, instead of failing its videos.
+    """
 
     def __init__(self, model: AVModel, device: str = "auto", attribution: bool = True,
                  embeddings: bool = False) -> None:
@@ -87,6 +95,23 @@ class Predictor:
         self.attribution = attribution
         self.embeddings = embeddings
         self.cuda = self.device.type == "cuda"
+        self.max_windows: int | None = None  # set by the first out-of-memory error
+
+    def __call__(self, batch: WindowBatch) -> dict[str, np.ndarray]:
+        """-> probs (B, W, C+1), shares (B, W, C), clip_probs (B, C), [embeddings (B, W, E)]."""
+        step = self.max_windows or len(batch)
+        if len(batch) > step:
+            parts = [self(batch.take(slice(i, i + step))) for i in range(0, len(batch), step)]
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        try:
+            return self.run(batch)
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            if self.cuda:
+                torch.cuda.empty_cache()
+            self.max_windows = len(batch) // 2
+            return self(batch)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(array))
@@ -95,8 +120,8 @@ class Predictor:
         return t
 
     @torch.inference_mode()
-    def __call__(self, batch: WindowBatch) -> dict[str, np.ndarray]:
-        """-> probs (B, W, C+1), shares (B, W, C), clip_probs (B, C), [embeddings (B, W, E)]."""
+    def run(self, batch: WindowBatch) -> dict[str, np.ndarray]:
+        """One forward pass over the whole batch (``__call__`` splits it when it does not fit)."""
         m = self.model
         frames, audio = self._to_device(batch.frames), self._to_device(batch.audio)
         vp, ap = self._to_device(batch.visual_present), self._to_device(batch.audio_present)

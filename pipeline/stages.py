@@ -207,7 +207,13 @@ class ModelStage:
                 first_segment=batch["first_segment"][ok], lengths=batch["length"][ok],
                 starts=batch["starts"][ok], ends=batch["ends"][ok],
             )
-            pred = self.predictor(wb)
+            try:
+                pred = self.predictor(wb)
+            except Exception as exc:  # noqa: BLE001 - these windows' videos fail with the model's error; the job goes on
+                out["error"] = np.where(ok, f"the model failed on this video's windows: {type(exc).__name__}: {exc}",
+                                        out["error"]).astype(object)
+                out["error_type"] = np.where(ok, type(exc).__name__, out["error_type"]).astype(object)
+                return out
             for k, v in pred.items():
                 if k == "embeddings" and v.shape[-1] != out[k].shape[-1]:
                     out[k] = np.zeros((n, W, v.shape[-1]), np.float32)
