@@ -15,6 +15,7 @@ is 1 / (1/c + 1/d); with a GPU they overlap and the bound is min(c, d).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -86,35 +87,39 @@ class GpuSampler:
 
 
 def timeline_summary(path: Path, launched: float) -> str:
-    """When the job's actors started and first worked, in seconds after ``avfuse run`` was launched."""
+    """When the job's actors started and first worked, in seconds after ``avfuse run`` was launched,
+    and how busy they were between their first and last calls."""
     events = [e for e in json.loads(path.read_text()) if e.get("ph") == "X"]
 
-    def spans(suffix: str) -> list[tuple[float, float]]:
-        return sorted((e["ts"] / 1e6 - launched, (e["ts"] + e.get("dur", 0)) / 1e6 - launched)
-                      for e in events if str(e.get("cat", "")).endswith(suffix))
+    def per_actor(suffix: str) -> dict[str, list[tuple[float, float]]]:
+        out: dict[str, list[tuple[float, float]]] = {}
+        for e in events:
+            if str(e.get("cat", "")).endswith(suffix):
+                out.setdefault(e["tid"], []).append((e["ts"] / 1e6 - launched, (e["ts"] + e.get("dur", 0)) / 1e6 - launched))
+        return out
 
-    inits = spans(".__init__")
-    decode_init, model_init = spans("(DecodeStage)).__init__"), spans("(ModelStage)).__init__")
-    decode_calls, model_calls = spans("(DecodeStage)).submit"), spans("(ModelStage)).submit")
+    def flat(spans: dict[str, list[tuple[float, float]]]) -> list[tuple[float, float]]:
+        return sorted(x for v in spans.values() for x in v)
+
+    def busy(spans: dict[str, list[tuple[float, float]]]) -> float:
+        active = sum(max(b for _, b in v) - min(a for a, _ in v) for v in spans.values())
+        return sum(_covered(v) for v in spans.values()) / max(1e-9, active)
+
+    inits = flat(per_actor(".__init__"))
+    decode_init, model_init = flat(per_actor("(DecodeStage)).__init__")), flat(per_actor("(ModelStage)).__init__"))
+    decode_calls, model_calls = per_actor("(DecodeStage)).submit"), per_actor("(ModelStage)).submit")
     if not (inits and decode_init and model_init and decode_calls and model_calls):
         return "timeline: incomplete"
-    busy = {}
-    for stage in ("DecodeStage", "ModelStage"):
-        per_actor: dict[str, list[tuple[float, float]]] = {}
-        for e in events:
-            if str(e.get("cat", "")).endswith(f"({stage})).submit"):
-                per_actor.setdefault(e["tid"], []).append((e["ts"], e["ts"] + e.get("dur", 0)))
-        busy[stage] = sum(_covered(v) for v in per_actor.values()) / max(
-            1e-9, sum(max(b for _, b in v) - min(a for a, _ in v) for v in per_actor.values()))
     return (f"timeline (s after launch): first Ray Data actor {inits[0][0]:.1f}; decode actors' constructors "
             f"{decode_init[0][0]:.1f}-{max(e for _, e in decode_init):.1f} ({len(decode_init)}); model actor's "
-            f"constructor {model_init[0][0]:.1f}-{model_init[0][1]:.1f}; first decode call {decode_calls[0][0]:.1f}; "
-            f"first model call {model_calls[0][0]:.1f}; between their first and last calls the decode actors were "
-            f"busy {busy['DecodeStage']:.0%} of the time, the model actor(s) {busy['ModelStage']:.0%}")
+            f"constructor {model_init[0][0]:.1f}-{model_init[0][1]:.1f}; first decode call "
+            f"{flat(decode_calls)[0][0]:.1f}; first model call {flat(model_calls)[0][0]:.1f}; between their first "
+            f"and last calls the decode actors were busy {busy(decode_calls):.0%} of the time, the model "
+            f"actor(s) {busy(model_calls):.0%}")
 
 
 def _covered(spans: list[tuple[float, float]]) -> float:
-    """Length of the union of ``spans`` (calls queued on one actor overlap in the timeline)."""
+    """Length of the union of ``spans`` (so that calls overlapping in the trace count once)."""
     total, end = 0.0, float("-inf")
     for a, b in sorted(spans):
         if b > end:
@@ -135,10 +140,7 @@ def run_job_once(clips_dir: Path, out: Path, model_path: Path, device: str, batc
     timeline = out.with_name(out.name + "_timeline.json")
     env = {**os.environ, "AVFUSE_RAY_TIMELINE": str(timeline.resolve())}
     launched, t = time.time(), time.perf_counter()
-    if gpu:
-        with gpu:
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-    else:
+    with gpu or contextlib.nullcontext():
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if proc.returncode != 0:

@@ -2,11 +2,12 @@
 
     inputs -> manifest minus committed videos
       -> from_items (one video per block)
-      -> map_batches(DecodeStage)     CPU actor pool, one video per call, retried if the decoder dies
+      -> map_batches(DecodeStage)     CPU actor pool, one video per call (two queued per actor)
       -> map_batches(ModelStage)      actor pool: the model loaded once per actor, GPU when present
       -> this driver: windows gathered per video -> events -> committed Parquet units
 
 Frames never come back to the driver: the model stage drops them and returns scores.
+Videos lost to a dying decoder go through the same pipeline once more, alone (``_execute``).
 """
 
 from __future__ import annotations
@@ -62,17 +63,16 @@ def plan_resources(spec: JobSpec, resources: dict[str, float]) -> Plan:
     cpus = max(1, int(resources.get("CPU", 1)))
     gpus = int(resources.get("GPU", 0))
     use_gpu = spec.device.startswith("cuda") or (spec.device == "auto" and gpus > 0)
+    batch = spec.batch_size or default_batch_windows("cuda" if use_gpu else "cpu")
     if use_gpu:
         if gpus < 1:
             raise JobError("--device cuda was asked for but the Ray cluster has no GPU")
         actors = gpus
         workers = spec.decode_workers or max(1, cpus - actors)
-        return Plan(workers, actors, 1.0, 1.0, "cuda", 1, max(0.25, min(1.0, (cpus - actors) / workers)),
-                    spec.batch_size or default_batch_windows("cuda"))
+        return Plan(workers, actors, 1.0, 1.0, "cuda", 1, max(0.25, min(1.0, (cpus - actors) / workers)), batch)
     workers = spec.decode_workers or cpus
     actor_cpus = min(1.0, cpus / 2)
-    return Plan(workers, 1, actor_cpus, 0.0, "cpu", cpus, max(0.1, (cpus - actor_cpus) / workers),
-                spec.batch_size or default_batch_windows("cpu"))
+    return Plan(workers, 1, actor_cpus, 0.0, "cpu", cpus, max(0.1, (cpus - actor_cpus) / workers), batch)
 
 
 @dataclass
@@ -341,11 +341,8 @@ def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str,
     plan = plan_resources(spec, ray.cluster_resources())
     summary.plan = plan
     model_ref = ray.put(model_bytes)
-    for videos, in_flight, retries in ((todo, 2, 0), (None, 1, spec.max_retries)):
-        if videos is None:  # second pass: what the first one lost
-            videos = [v for v in todo if v.video_id not in collector.finished]
-            if not videos:
-                break
+
+    def run_pass(videos: list[InputVideo], in_flight: int, retries: int) -> None:
         ds = ray.data.from_items([{"video_id": v.video_id, "path": v.path} for v in videos],
                                  override_num_blocks=len(videos))
         ds = ds.map_batches(
@@ -373,10 +370,14 @@ def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str,
             num_gpus=plan.actor_gpus,
         )
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
-            n = len(batch["video_id"])
-            for i in range(n):
+            for i in range(len(batch["video_id"])):
                 collector.row({k: v[i] for k, v in batch.items()})
             collector.maybe_commit()
+
+    run_pass(todo, in_flight=2, retries=0)
+    lost = [v for v in todo if v.video_id not in collector.finished]
+    if lost:
+        run_pass(lost, in_flight=1, retries=spec.max_retries)
     for v in todo:  # never reached the driver: its decoder died more often than retried
         if v.video_id not in collector.finished:
             partial = v.video_id in collector.open

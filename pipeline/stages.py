@@ -1,4 +1,4 @@
-"""Ray Data stages: decoding as a CPU task function, the model as an actor class.
+"""Ray Data stages: a decode actor (videos -> window rows) and a model actor (rows -> scores).
 
 Rows are dicts of numpy values, one row per analysis window, so that the model stage
 can batch windows across videos:
@@ -26,7 +26,7 @@ import signal
 import time
 from dataclasses import asdict
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from pipeline.errors import AvfuseError, InvalidMediaError
 from pipeline.media import probe
 from pipeline.tables import media_summary
 from pipeline.windows import Window, iter_windows
+
+if TYPE_CHECKING:  # torch stays out of the decode processes
+    from pipeline.inference import WindowBatch
 
 # Decode workers import this module too: torch and the model are imported inside ModelStage
 # only, so a decode process stays small (~100 MB instead of ~400 MB with torch).
@@ -165,6 +168,18 @@ class DecodeStage:
                 yield _stack(rows)
 
 
+def window_batch(rows: dict[str, np.ndarray], keep: np.ndarray) -> WindowBatch:
+    """The model's input from the decode stage's window rows (those where ``keep`` is True)."""
+    from pipeline.inference import WindowBatch
+
+    return WindowBatch(
+        frames=rows["frames"][keep], audio=rows["audio"][keep],
+        visual_present=rows["visual_present"][keep], audio_present=rows["audio_present"][keep],
+        first_segment=rows["first_segment"][keep], lengths=rows["length"][keep],
+        starts=rows["starts"][keep], ends=rows["ends"][keep],
+    )
+
+
 class ModelStage:
     """``map_batches`` actor: the model, loaded once per actor, scoring batches of windows."""
 
@@ -188,8 +203,6 @@ class ModelStage:
         self.embeddings = embeddings
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from pipeline.inference import WindowBatch
-
         n = len(batch["video_id"])
         W = batch["starts"].shape[1]
         C = self.model.num_classes
@@ -201,14 +214,8 @@ class ModelStage:
             out["embeddings"] = np.zeros((n, W, self.model.fusion.cfg.dim), np.float32)
         ok = np.asarray(batch["error"]) == ""
         if ok.any():
-            wb = WindowBatch(
-                frames=batch["frames"][ok], audio=batch["audio"][ok],
-                visual_present=batch["visual_present"][ok], audio_present=batch["audio_present"][ok],
-                first_segment=batch["first_segment"][ok], lengths=batch["length"][ok],
-                starts=batch["starts"][ok], ends=batch["ends"][ok],
-            )
             try:
-                pred = self.predictor(wb)
+                pred = self.predictor(window_batch(batch, ok))
             except Exception as exc:  # noqa: BLE001 - these windows' videos fail with the model's error; the job goes on
                 out["error"] = np.where(ok, f"the model failed on this video's windows: {type(exc).__name__}: {exc}",
                                         out["error"]).astype(object)

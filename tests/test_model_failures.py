@@ -14,7 +14,7 @@ from jobhelpers import tiny_model
 from makemedia import av_clip
 from pipeline.inference import Predictor, WindowBatch
 from pipeline.model import AVModel, load_checkpoint
-from pipeline.stages import DecodeStage, ModelStage, settings_to_dict
+from pipeline.stages import DecodeStage, ModelStage, settings_to_dict, window_batch
 
 
 class FailingPredictor(Predictor):
@@ -57,9 +57,7 @@ def test_out_of_memory_splits_the_batch_and_later_batches_start_small(model_file
     model = load_checkpoint(model_file)
     model.window = replace(model.window, segments=4, hop=2)  # several windows per clip
     rows = decoded_rows(model, clips)
-    ok = rows["error"] == ""
-    batch = WindowBatch(rows["frames"][ok], rows["audio"][ok], rows["visual_present"][ok], rows["audio_present"][ok],
-                        rows["first_segment"][ok], rows["length"][ok], rows["starts"][ok], rows["ends"][ok])
+    batch = window_batch(rows, rows["error"] == "")
     assert len(batch) >= 7
     want = Predictor(model, device="cpu")(batch)
     failing = FailingPredictor(model, device="cpu", limit=3)
