@@ -68,17 +68,25 @@ def run_cmd(
     from jobs.run import run_job
 
     spec = _spec(inputs, out, model, address, decode_workers, batch_size, device, embeddings, overwrite, commit_every)
-    with _progress() as progress:
-        task = {}
+    started = {}
+    try:
+        with _progress() as progress:
 
-        def start(summary) -> None:  # noqa: ANN001 - RunSummary
-            progress.console.print(
-                f"job {summary.job_id}: {summary.total} videos, {summary.already_done} already committed, "
-                f"{summary.scheduled} to do"
-            )
-            task["id"] = progress.add_task("videos", total=summary.scheduled)
+            def start(summary) -> None:  # noqa: ANN001 - RunSummary
+                progress.console.print(
+                    f"job {summary.job_id}: {summary.total} videos, {summary.already_done} already committed, "
+                    f"{summary.scheduled} to do"
+                )
+                started.update(summary=summary, task=progress.add_task("videos", total=summary.scheduled))
 
-        summary = run_job(spec, on_start=start, on_video=lambda vid, status: progress.advance(task["id"]))
+            summary = run_job(spec, on_start=start, on_video=lambda vid, status: progress.advance(started["task"]))
+    except KeyboardInterrupt:
+        # typer would exit 130 without a word; run_job has committed every finished video
+        s = started.get("summary")
+        done = "no video committed by this run" if s is None else (
+            f"{s.already_done + s.ok + s.failed} of {s.total} videos committed")
+        typer.echo(f"interrupted: {done} in {spec.out}; run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
     table = Table(title=f"avfuse run -> {summary.out} (job {summary.job_id})")
     table.add_column("")
     table.add_column("", justify="right")
@@ -210,9 +218,6 @@ def main() -> None:
     except AvfuseError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -49,8 +51,34 @@ def start_ray(address: str | None) -> bool:
     if address:
         ray.init(address=address, **common)
         return False
-    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **common)
+    with _HeldSigint() as sigint:
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **common)
+    if sigint.received:
+        stop_local_ray()
+        raise KeyboardInterrupt
     return True
+
+
+class _HeldSigint:
+    """Holds Ctrl-C (SIGINT) until the block ends, where ``received`` says whether it came.
+
+    Interrupting ``ray.init`` half way leaves Ray's dashboard and runtime-env agents running,
+    orphaned, for a minute or more; held until Ray is up, the interrupt stops it completely.
+    """
+
+    def __enter__(self) -> _HeldSigint:
+        self.received = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self.received = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 TIMELINE_ENV = "AVFUSE_RAY_TIMELINE"
@@ -105,8 +133,6 @@ def stop_local_ray(grace_s: float = 10.0) -> None:
     Workers of a finished Ray Data job can take minutes to notice that their raylet is gone
     (seen with the model actor on a busy 2-core machine); after ``grace_s`` they are killed.
     """
-    import signal
-
     import ray
 
     raylets = _local_raylet_pids()
