@@ -71,15 +71,25 @@ class OutputDir:
         return [f for f in self._list(table) if self._unit(f.base_name) is not None]
 
     def prepare(self) -> int:
-        """Create the folders; remove temporaries and orphaned parts. Returns files removed."""
+        """Create the folders; remove our temporaries and orphaned parts. Returns files removed.
+
+        Only files named as this module names them are removed: OUT may be a folder that
+        already holds other things (an ``events/`` folder of the user's own, say).
+        """
+        if self.fs.get_file_info(self.root).type == pafs.FileType.File:
+            raise JobError(f"--out {self.out}: is a file; give a folder (or a URI prefix) for the tables")
+        try:
+            for table in TABLES:
+                self.fs.create_dir(self._path(table), recursive=True)
+        except (OSError, pa.ArrowException) as exc:
+            raise JobError(f"--out {self.out}: cannot create the output folders ({exc})") from exc
         removed = 0
-        for table in TABLES:
-            self.fs.create_dir(self._path(table), recursive=True)
         committed = {self._unit(f.base_name) for f in self._list("videos")}
         for table in TABLES:
             for f in self._list(table):
                 unit = self._unit(f.base_name)
-                if f.base_name.startswith(".") or (table != "videos" and unit not in committed):
+                temporary = unit is None and self._ours(f.base_name)
+                if temporary or (table != "videos" and unit is not None and unit not in committed):
                     self.fs.delete_file(f.path)
                     removed += 1
         return removed
@@ -113,11 +123,21 @@ class OutputDir:
         if tmp != final:
             self.fs.move(tmp, final)
 
+    def _ours(self, name: str) -> bool:
+        """A part file or a part file's temporary, as ``ParquetSink`` names them."""
+        return self._unit(name) is not None or (name.startswith(".part-") and name.endswith(".parquet.tmp"))
+
     def clear(self) -> None:
-        """Delete every table and the job file (``--overwrite``)."""
+        """Delete every table's files and the job file (``--overwrite``); a table folder goes too
+        when nothing else is left in it."""
         for table in TABLES:
-            if self.fs.get_file_info(self._path(table)).type == pafs.FileType.Directory:
-                self.fs.delete_dir(self._path(table))
+            for f in self._list(table):
+                if self._ours(f.base_name):
+                    self.fs.delete_file(f.path)
+            folder = self._path(table)
+            left = self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+            if not left and self.fs.get_file_info(folder).type == pafs.FileType.Directory:
+                self.fs.delete_dir(folder)
         if self.fs.get_file_info(self._path(JOB_FILE)).type == pafs.FileType.File:
             self.fs.delete_file(self._path(JOB_FILE))
 
