@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 register(app)
 console = Console()
-EXIT_SOME_FAILED = 3  # the job finished but some videos failed (their rows say why)
+EXIT_SOME_FAILED = 3  # the job finished but some of its videos failed, in this run or an earlier one
 
 
 def _spec(inputs: list[str], out: Path | str, model: Path | None, address: str | None, decode_workers: int,
@@ -92,7 +92,8 @@ def run_cmd(
     table.add_column("", justify="right")
     rows = [
         ("videos in inputs", summary.total),
-        ("already committed before this run", summary.already_done),
+        ("already committed before this run", summary.already_done if not summary.already_failed
+         else f"{summary.already_done} ({summary.already_failed} failed)"),
         ("processed now: ok", summary.ok),
         ("processed now: failed", summary.failed),
         ("segments", summary.segments),
@@ -111,7 +112,10 @@ def run_cmd(
         console.print(f"[red]failed[/red] {vid}: {err}")
     if len(summary.failures) > 20:
         console.print(f"... and {len(summary.failures) - 20} more failures (see the videos table)")
-    if summary.failed:
+    if summary.already_failed:
+        console.print(f"{summary.already_failed} video(s) failed in an earlier run of this job (see the videos table; "
+                      "--overwrite starts over)")
+    if summary.failed or summary.already_failed:  # the job's outcome, however many runs it took
         raise typer.Exit(EXIT_SOME_FAILED)
 
 

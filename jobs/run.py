@@ -2,7 +2,7 @@
 
     inputs -> manifest minus committed videos
       -> from_items (one video per block)
-      -> map_batches(DecodeStage)     CPU actor pool, one video per call (two queued per actor)
+      -> map_batches(DecodeStage)     CPU actor pool, 1-4 videos per call (two calls queued per actor)
       -> map_batches(ModelStage)      actor pool: the model loaded once per actor, GPU when present
       -> this driver: windows gathered per video -> events -> committed Parquet units
 
@@ -49,6 +49,7 @@ class Plan:
     torch_threads: int
     decode_cpus: float = 1.0  # logical CPUs each decode actor reserves
     batch_size: int = 16  # windows per model call
+    videos_per_call: int = 1  # videos per decode call in the first pass (``videos_per_call``)
 
 
 def plan_resources(spec: JobSpec, resources: dict[str, float]) -> Plan:
@@ -75,6 +76,26 @@ def plan_resources(spec: JobSpec, resources: dict[str, float]) -> Plan:
     return Plan(workers, 1, actor_cpus, 0.0, "cpu", cpus, max(0.1, (cpus - actor_cpus) / workers), batch)
 
 
+IN_FLIGHT = 2  # decode calls queued per actor in the first pass
+MAX_VIDEOS_PER_CALL = 4
+GROUP_MAX_BYTES = 16 * 2**20  # a file this big decodes for seconds: a call of its own
+
+
+def videos_per_call(videos: list[InputVideo], workers: int, in_flight: int = IN_FLIGHT) -> int:
+    """How many videos one first-pass decode call takes.
+
+    Every call costs Ray Data bookkeeping in the driver and the actor, ~15 ms of CPU, as much as
+    a fifth of a 10-second clip's decoding and scoring: small files go up to four to a call
+    (steady state 1.2-1.4x on 400 ten-second clips, 2 cores), as long as every actor still gets
+    its ``in_flight`` calls. Big files, where that cost vanishes and a call of several would
+    leave a long tail on one actor, go one per call.
+    """
+    sizes = sorted(v.size for v in videos)
+    if not sizes or sizes[len(sizes) // 2] > GROUP_MAX_BYTES:
+        return 1
+    return max(1, min(MAX_VIDEOS_PER_CALL, len(videos) // (max(1, workers) * in_flight)))
+
+
 @dataclass
 class RunSummary:
     out: str
@@ -82,6 +103,7 @@ class RunSummary:
     total: int
     already_done: int
     scheduled: int
+    already_failed: int = 0  # of already_done: failed in an earlier run of this job
     ok: int = 0
     failed: int = 0
     segments: int = 0
@@ -249,7 +271,8 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
                 "pass --overwrite to replace it, or choose another --out"
             )
         output.prepare()
-        done = output.committed_ids()
+        committed = output.committed_status()
+        done = set(committed)
         todo = [v for v in videos if v.video_id not in done]
         try:
             if todo:
@@ -271,7 +294,8 @@ def run_job(spec: JobSpec, *, on_start: Callable[[RunSummary], None] | None = No
         "pid": os.getpid(), "address": spec.address or "local",
     })
     sink.write_job(job)
-    summary = RunSummary(spec.out, job["job_id"], len(videos), len(videos) - len(todo), len(todo))
+    summary = RunSummary(spec.out, job["job_id"], len(videos), len(videos) - len(todo), len(todo),
+                         already_failed=sum(committed.get(v.video_id) == "failed" for v in videos))
     collector = Collector(model, sink, job, spec, summary, on_video, started=t0)
     if on_start:
         on_start(summary)
@@ -322,11 +346,12 @@ def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str,
              collector: Collector, summary: RunSummary) -> None:
     """Two passes over the videos, so that speed and crash isolation do not fight.
 
-    First pass: each decode actor holds two calls (videos), so it starts the next video without
-    waiting a scheduling round trip for it (an actor with one call in flight sat idle ~40% of
-    the time between videos: 190 vs 330 video-s/s decoding through Ray Data on 2 cores), and
-    calls are not retried. A decoder that dies takes its queued video down with it, so every
-    video that did not come through is decoded again in a second pass, one call per actor and
+    First pass: each decode actor holds two calls, so it starts the next video without waiting
+    a scheduling round trip for it (an actor with one call in flight sat idle ~40% of the time
+    between videos: 190 vs 330 video-s/s decoding through Ray Data on 2 cores); a call takes up
+    to four small files (``videos_per_call``), and calls are not retried. A decoder that dies
+    takes the rest of its call and its queued call down with it, so every video that did not
+    come through is decoded again in a second pass, one video per call, one call per actor,
     retried ``max_retries`` times on a restarted actor: only the file that kills its decoder
     ends up failed.
     """
@@ -339,15 +364,16 @@ def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str,
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     plan = plan_resources(spec, ray.cluster_resources())
+    plan.videos_per_call = videos_per_call(todo, min(plan.decode_workers, len(todo)))
     summary.plan = plan
     model_ref = ray.put(model_bytes)
 
-    def run_pass(videos: list[InputVideo], in_flight: int, retries: int) -> None:
+    def run_pass(videos: list[InputVideo], in_flight: int, retries: int, per_call: int) -> None:
         ds = ray.data.from_items([{"video_id": v.video_id, "path": v.path} for v in videos],
                                  override_num_blocks=len(videos))
         ds = ds.map_batches(
             DecodeStage,
-            batch_size=1,  # one video per call; it yields its windows a few at a time
+            batch_size=per_call,  # videos per call; it yields each video's windows a few at a time
             batch_format="numpy",
             fn_kwargs={"settings": settings_to_dict(replace(model.decode_settings, threads=1)),
                        "window": {"segments": model.window.segments, "hop": model.window.hop}},
@@ -374,10 +400,10 @@ def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str,
                 collector.row({k: v[i] for k, v in batch.items()})
             collector.maybe_commit()
 
-    run_pass(todo, in_flight=2, retries=0)
+    run_pass(todo, in_flight=IN_FLIGHT, retries=0, per_call=plan.videos_per_call)
     lost = [v for v in todo if v.video_id not in collector.finished]
     if lost:
-        run_pass(lost, in_flight=1, retries=spec.max_retries)
+        run_pass(lost, in_flight=1, retries=spec.max_retries, per_call=1)
     for v in todo:  # never reached the driver: its decoder died more often than retried
         if v.video_id not in collector.finished:
             partial = v.video_id in collector.open

@@ -94,13 +94,18 @@ class OutputDir:
                     removed += 1
         return removed
 
-    def committed_ids(self) -> set[str]:
-        """video_ids already committed (read from the ``videos`` table only)."""
-        ids: set[str] = set()
+    def committed_status(self) -> dict[str, str]:
+        """video_id -> status (``ok`` / ``failed``) of every committed video (the ``videos`` table only)."""
+        status: dict[str, str] = {}
         for f in self.committed_files("videos"):
             with self.fs.open_input_file(f.path) as fh:
-                ids.update(pq.read_table(fh, columns=["video_id"]).column("video_id").to_pylist())
-        return ids
+                t = pq.read_table(fh, columns=["video_id", "status"])
+            status.update(zip(t.column("video_id").to_pylist(), t.column("status").to_pylist()))
+        return status
+
+    def committed_ids(self) -> set[str]:
+        """video_ids already committed."""
+        return set(self.committed_status())
 
     # ---- the job file ---------------------------------------------------------------
     def read_job(self) -> dict[str, Any] | None:

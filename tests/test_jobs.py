@@ -115,7 +115,8 @@ def test_same_out_different_model_is_refused(job: dict, tmp_path: Path) -> None:
 def test_rerun_with_nothing_left_is_a_no_op(job: dict) -> None:
     before = sorted(p.name for p in (job["out"] / "videos").glob("*.parquet"))
     proc = cli("run", job["root"] / "inputs", "--out", job["out"], "--model", job["model"], "--embeddings")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # nothing to do, but the job's outcome stands: some videos failed
+    assert "3 video(s) failed in an earlier run of this job" in proc.stdout.replace("\n", " "), proc.stdout
     assert sorted(p.name for p in (job["out"] / "videos").glob("*.parquet")) == before
     status = cli("status", job["out"], "--json")
     data = json.loads(status.stdout)["output"]

@@ -15,7 +15,7 @@ from pipeline.sink import OutputDir
 
 def _part(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"video_id": ["v"]}), path)
+    pq.write_table(pa.table({"video_id": ["v"], "status": ["ok"]}), path)
 
 
 def test_prepare_removes_orphans_and_temporaries_but_not_other_files(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_prepare_removes_orphans_and_temporaries_but_not_other_files(tmp_path: P
     assert not (out / "segments" / ".part-u3.parquet.tmp").exists()
     assert (out / "events" / "part-u1.parquet").exists() and (out / "videos" / "part-u1.parquet").exists()
     assert all(path.read_text() == text for path, text in mine.items())
-    assert OutputDir(str(out)).committed_ids() == {"v"}
+    assert OutputDir(str(out)).committed_status() == {"v": "ok"}
 
 
 def test_out_that_is_a_file_or_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.run import plan_resources
-from jobs.spec import JobSpec
+from jobs.run import GROUP_MAX_BYTES, plan_resources, videos_per_call
+from jobs.spec import InputVideo, JobSpec
 from jobs.submit import run_command
 from pipeline.errors import JobError
 
@@ -44,3 +44,21 @@ def test_negative_batch_size_is_refused_and_zero_means_the_device_default() -> N
     assert not spec(batch_size=0).problems()
     assert "--batch-size" not in run_command(spec())  # the cluster picks by its own device
     assert "--batch-size 32" in run_command(spec(batch_size=32))
+
+
+def _videos(n: int, size: int) -> list[InputVideo]:
+    return [InputVideo(f"v{i}.mp4", f"/in/v{i}.mp4", size, 0.0) for i in range(n)]
+
+
+def test_small_files_go_several_to_a_decode_call_while_every_actor_stays_fed() -> None:
+    small = 200_000
+    assert videos_per_call(_videos(400, small), workers=2) == 4  # capped at four
+    assert videos_per_call(_videos(12, small), workers=2) == 3  # 12 videos: two calls in flight on each actor
+    assert videos_per_call(_videos(6, small), workers=4) == 1  # fewer videos than queue slots
+    assert videos_per_call([], workers=2) == 1
+
+
+def test_big_files_go_one_to_a_decode_call() -> None:
+    assert videos_per_call(_videos(400, GROUP_MAX_BYTES + 1), workers=2) == 1
+    mostly_big = _videos(3, 1000) + _videos(5, 2 * GROUP_MAX_BYTES)  # the median decides
+    assert videos_per_call(mostly_big * 50, workers=2) == 1

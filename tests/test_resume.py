@@ -47,7 +47,7 @@ def test_sigkill_then_resume_gives_every_video_exactly_once(tmp_path: Path) -> N
     (out / "events" / "part-orphan-unit.parquet").write_bytes(orphan.read_bytes())
 
     proc2 = cli("run", tmp_path / "in", "--out", out, "--model", model)
-    assert proc2.returncode == 3, proc2.stdout + proc2.stderr  # done; the bad files failed
+    assert proc2.returncode == 3, proc2.stdout + proc2.stderr  # done; the bad files failed (in this run or before)
     assert not (out / "events" / "part-orphan-unit.parquet").exists()
     ids = committed(out)
     assert sorted(ids) == sorted(expected) and len(ids) == len(set(ids))
@@ -120,6 +120,6 @@ def test_ctrl_c_commits_what_finished_says_how_to_resume_and_leaves_no_process(t
     assert job["counts"]["committed"] == n
 
     proc2 = cli("run", tmp_path / "in", "--out", out, "--model", model)
-    assert proc2.returncode == 3, proc2.stdout + proc2.stderr  # done; the bad files failed
+    assert proc2.returncode == 3, proc2.stdout + proc2.stderr  # done; the bad files failed (in this run or before)
     ids = committed(out)
     assert sorted(ids) == sorted(expected) and len(ids) == len(set(ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -23,10 +24,13 @@ def test_crashing_decoder_is_retried_then_recorded_as_failed(tmp_path: Path) -> 
     model = tiny_model(tmp_path / "m.pt")
     out = tmp_path / "out"
     marker = tmp_path / "crashed_once"
-    # two fault-injected files: one kills its decoder every time, one only on the first attempt
-    proc = cli("run", tmp_path / "in", "--out", out, "--model", model,
+    # two fault-injected files: one kills its decoder every time, one only on the first attempt.
+    # One decode actor: its first-pass calls hold three videos each, so the crash takes innocent
+    # videos of its own call and of the queued call down with it
+    proc = cli("run", tmp_path / "in", "--out", out, "--model", model, "--decode-workers", "1",
                env={"AVFUSE_FAULT_KILL_DECODER": "crash_always.mp4"})
     assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert json.loads((out / "_job.json").read_text())["runs"][-1]["plan"]["videos_per_call"] == 3
     rows = dict(duckdb.sql(f"SELECT video_id, error_type FROM read_parquet('{out}/videos/*.parquet') "
                            "WHERE status = 'failed'").fetchall())
     assert rows == {"crash_always.mp4": "WorkerCrashedError"}
