@@ -294,7 +294,8 @@ def main() -> None:
             for k, v in results.items()]
     if bound is not None:
         rows.append(["bound " + ("min(c, d)" if gpu else "1 / (1/c + 1/d)"), "", f"{bound:.2f}", "1.00"])
-    print(f"\n{args.clips} clips x {args.seconds} s ({width}x{height}, {args.clip_fps} fps), visual encoder "
+    videos = f"{args.clips} clips" + (f" x {args.repeat} copies = {args.clips * args.repeat} videos" if args.repeat > 1 else "")
+    print(f"\n{videos} x {args.seconds} s ({width}x{height}, {args.clip_fps} fps), visual encoder "
           f"{args.visual} ({settings.frame_size}px, {float(settings.fps):g} fps), {cores} CPU cores, "
           f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if gpu else "") + "\n")
     print_table(["pipeline", "settings", "video-s per wall-s", "vs bound"], rows)
