@@ -2,6 +2,7 @@
 
     python benchmarks/pipeline.py [--clips 40] [--seconds 30] [--device cpu|cuda] [--visual resnet18]
         [--clip-size 640x360 --clip-fps 25] [--repeat K] [--decode-workers 0,8,4] [--batch-size 16,64]
+        [--trials N]
 
 Measures video-seconds per wall-second for
   (a) ``avfuse run`` with the default settings (local Ray, decode actors + model actor),
@@ -19,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -174,11 +176,21 @@ def repeat_clips(clips_dir: Path, times: int) -> Path:
 
 
 class Results(dict):
-    """``{stage: video-s per wall-s}`` that prints each value when it is stored (a run cut short keeps them)."""
+    """``{stage: [video-s per wall-s, one per trial]}``; each value is printed when it is stored (a run
+    cut short keeps them), and the table shows each stage's median."""
 
     def __setitem__(self, key: str, value: float) -> None:
-        print(f"  {key}: {value:.2f} video-s per wall-s", flush=True)
-        super().__setitem__(key, value)
+        trials = self.get(key, [])
+        print(f"  {key}: {value:.2f} video-s per wall-s" + (f" (trial {len(trials) + 1})" if trials else ""),
+              flush=True)
+        super().__setitem__(key, [*trials, value])
+
+    def median(self, key: str) -> float | None:
+        return statistics.median(self[key]) if key in self else None
+
+    def spread(self, key: str) -> str:
+        v = self[key]
+        return "" if len(v) < 2 else f"{min(v):.0f}-{max(v):.0f} over {len(v)} trials"
 
 
 def ints(text: str) -> list[int]:
@@ -201,6 +213,9 @@ def main() -> None:
                     help="windows per model call (0: the device's default); a comma list measures (d) at each, "
                          "the first is used elsewhere")
     ap.add_argument("--skip", default="", help="comma-separated stages to skip: a,b,c,d")
+    ap.add_argument("--trials", type=int, default=1,
+                    help="measure every stage this many times, interleaved (c, d, b, a, c, d, ...), and report "
+                         "medians: on a shared machine one measurement of a stage can be off by a third")
     args = ap.parse_args()
     import torch
 
@@ -238,60 +253,65 @@ def main() -> None:
     notes: dict[str, str] = {}
     skip = set(args.skip.split(","))
 
-    if "c" not in skip:  # decode alone, one process per core, one decoder thread each
-        one = replace(settings, threads=1)
-        t = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=cores) as pool:
-            decoded = sum(pool.map(_decode_one, [(p, one) for p in paths]))
-        results["c"] = decoded / (time.perf_counter() - t)
-
-    if "d" not in skip:  # model alone on windows decoded beforehand
+    if "d" not in skip or "b" not in skip:
         torch.set_num_threads(cores)
         predictor = Predictor(model, device=args.device)
+    if "d" not in skip:  # windows decoded beforehand, batched once per batch size
         decoded_windows = []
         for p in paths[: max(4, min(20, len(paths) // 4))]:
             with StreamingDecoder(p, settings) as dec:
                 decoded_windows.extend(iter_windows(dec.segments(), model.window))
-        for bs in batch_sizes:
-            batches = [stack_windows(chunk, model.window.segments, settings)
-                       for chunk in batched(iter(decoded_windows), bs)]
-            predictor(batches[0])  # warm-up
-            if gpu:
-                torch.cuda.synchronize()
+        batches_by_size = {bs: [stack_windows(chunk, model.window.segments, settings)
+                                for chunk in batched(iter(decoded_windows), bs)] for bs in batch_sizes}
+
+    for _ in range(max(1, args.trials)):
+        if "c" not in skip:  # decode alone, one process per core, one decoder thread each
+            one = replace(settings, threads=1)
             t = time.perf_counter()
-            seconds = 0.0
-            while time.perf_counter() - t < 2.0:  # whole passes over the windows, at least 2 s
-                for b in batches:
-                    predictor(b)
-                    seconds += float(sum(b.ends[i, b.lengths[i] - 1] - b.starts[i, 0] for i in range(len(b))))
+            with ProcessPoolExecutor(max_workers=cores) as pool:
+                decoded = sum(pool.map(_decode_one, [(p, one) for p in paths]))
+            results["c"] = decoded / (time.perf_counter() - t)
+
+        if "d" not in skip:  # model alone on the windows decoded beforehand
+            for bs, batches in batches_by_size.items():
+                predictor(batches[0])  # warm-up
                 if gpu:
                     torch.cuda.synchronize()
-            key = "d" if bs == batch_size else f"d{bs}"
-            results[key] = seconds / (time.perf_counter() - t)
-            labels[key] = f"(d) model alone ({args.device}, batch {bs})"
+                t = time.perf_counter()
+                seconds = 0.0
+                while time.perf_counter() - t < 4.0:  # whole passes over the windows, at least 4 s
+                    for b in batches:
+                        predictor(b)
+                        seconds += float(sum(b.ends[i, b.lengths[i] - 1] - b.starts[i, 0] for i in range(len(b))))
+                    if gpu:
+                        torch.cuda.synchronize()
+                key = "d" if bs == batch_size else f"d{bs}"
+                results[key] = seconds / (time.perf_counter() - t)
+                labels[key] = f"(d) model alone ({args.device}, batch {bs})"
 
-    if "b" not in skip:  # a plain loop in one process
-        torch.set_num_threads(cores)
-        predictor = Predictor(model, device=args.device)
-        t = time.perf_counter()
-        done = sum(float(analyse(p, model, predictor, batch_windows=batch_size).report.decoded_s) for p in paths)
-        results["b"] = done / (time.perf_counter() - t)
+        if "b" not in skip:  # a plain loop in one process
+            t = time.perf_counter()
+            done = sum(float(analyse(p, model, predictor, batch_windows=batch_size).report.decoded_s) for p in paths)
+            results["b"] = done / (time.perf_counter() - t)
 
-    if "a" not in skip:  # avfuse run, in a fresh process each time
-        for i, workers in enumerate(ints(args.decode_workers)):
-            a, steady, plan, busy = run_job_once(clips_dir, work / "run_out", model_path, args.device,
-                                                 batch_size, workers)
-            key = "a" if i == 0 else f"a{i}"
-            results[key], results[key + "'"] = a, steady
-            labels.setdefault(key, labels["a"])
-            labels.setdefault(key + "'", labels["a'"])
-            notes[key] = notes[key + "'"] = f"{plan.get('decode_workers')} decode workers" + (
-                "" if busy is None else f", GPU busy {busy:.0f}%")
+        if "a" not in skip:  # avfuse run, in a fresh process each time
+            for i, workers in enumerate(ints(args.decode_workers)):
+                a, steady, plan, busy = run_job_once(clips_dir, work / "run_out", model_path, args.device,
+                                                     batch_size, workers)
+                key = "a" if i == 0 else f"a{i}"
+                results[key], results[key + "'"] = a, steady
+                labels.setdefault(key, labels["a"])
+                labels.setdefault(key + "'", labels["a'"])
+                notes[key] = notes[key + "'"] = f"{plan.get('decode_workers')} decode workers" + (
+                    "" if busy is None else f", GPU busy {busy:.0f}%")
 
-    c, d = results.get("c"), results.get("d")
+    c, d = results.median("c"), results.median("d")
     bound = None if c is None or d is None else (min(c, d) if gpu else 1 / (1 / c + 1 / d))
-    rows = [[labels[k], notes.get(k, ""), f"{v:.2f}", "-" if bound is None else f"{v / bound:.2f}"]
-            for k, v in results.items()]
+    rows = []
+    for k in results:
+        v = results.median(k)
+        settings_note = ", ".join(x for x in (notes.get(k, ""), results.spread(k)) if x)
+        rows.append([labels[k], settings_note, f"{v:.2f}", "-" if bound is None else f"{v / bound:.2f}"])
     if bound is not None:
         rows.append(["bound " + ("min(c, d)" if gpu else "1 / (1/c + 1/d)"), "", f"{bound:.2f}", "1.00"])
     videos = f"{args.clips} clips" + (f" x {args.repeat} copies = {args.clips * args.repeat} videos" if args.repeat > 1 else "")
@@ -300,7 +320,8 @@ def main() -> None:
           f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if gpu else "") + "\n")
     print_table(["pipeline", "settings", "video-s per wall-s", "vs bound"], rows)
     if "a" in results and "b" in results:
-        print(f"\n(a) / (b) = {results['a'] / results['b']:.2f}")
+        print(f"\n(a) / (b) = {results.median('a') / results.median('b'):.2f}"
+              + (" (medians)" if args.trials > 1 else ""))
 
 
 if __name__ == "__main__":
