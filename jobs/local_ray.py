@@ -68,8 +68,8 @@ class _HeldSigint:
 
     def __enter__(self) -> _HeldSigint:
         self.received = False
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+        self.installed = threading.current_thread() is threading.main_thread()  # handlers live there only
+        if self.installed:
             self.previous = signal.signal(signal.SIGINT, self._hold)
         return self
 
@@ -77,8 +77,8 @@ class _HeldSigint:
         self.received = True
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        if self.installed:  # ``previous`` may be None (a handler not set from Python): SIG_DFL then
+            signal.signal(signal.SIGINT, signal.SIG_DFL if self.previous is None else self.previous)
 
 
 TIMELINE_ENV = "AVFUSE_RAY_TIMELINE"
