@@ -75,20 +75,22 @@ def _cmdlines(pids: list[int]) -> list[str]:
     return out
 
 
-def _interrupt(args: list, when) -> tuple[subprocess.Popen, str, list[str]]:  # noqa: ANN001 - when(proc) -> bool
+def _interrupt(args: list, when, log: Path) -> tuple[subprocess.Popen, str, list[str]]:  # noqa: ANN001
     """Start ``avfuse run``, press Ctrl-C (SIGINT) once ``when(proc)`` holds; returns the process,
-    its stderr and the processes of its session still alive a moment after it exited."""
-    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", *map(str, args)], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    its stderr (through ``log``: a pipe nobody reads while waiting could fill and stall the run)
+    and the processes of its session still alive a moment after it exited."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", *map(str, args)], cwd=ROOT,
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and not when(proc):
             assert proc.poll() is None, "the run ended before it could be interrupted"
             time.sleep(0.01)
         os.kill(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
         time.sleep(1.0)
-        return proc, err, _cmdlines(session_pids(proc.pid))
+        return proc, log.read_text(), _cmdlines(session_pids(proc.pid))
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -103,13 +105,13 @@ def test_ctrl_c_commits_what_finished_says_how_to_resume_and_leaves_no_process(t
 
     # while Ray is starting: an interrupted ray.init would orphan Ray's agents, so it is held until Ray is up
     raylet_started = lambda proc: any("raylet" in c for c in _cmdlines(session_pids(proc.pid)))  # noqa: E731
-    proc, err, left = _interrupt(args, raylet_started)
+    proc, err, left = _interrupt(args, raylet_started, tmp_path / "stderr1.txt")
     assert proc.returncode == 130, err
     assert "interrupted: no video committed by this run" in err and "run the same command again" in err, err
     assert left == [], left
 
     # after the first commit: what finished is committed, _job.json says so
-    proc, err, left = _interrupt(args, lambda proc: bool(committed(out)))
+    proc, err, left = _interrupt(args, lambda proc: bool(committed(out)), tmp_path / "stderr2.txt")
     assert proc.returncode == 130, err
     assert left == [], left
     job = json.loads((out / "_job.json").read_text())
