@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from jobs.local_ray import quiet_ray_logs, start_ray, stop_local_ray, write_timeline_if_asked
 from jobs.spec import InputVideo, JobSpec, discover, manifest_digest
@@ -49,11 +49,12 @@ class Plan:
     torch_threads: int
     decode_cpus: float = 1.0  # logical CPUs each decode actor reserves
     batch_size: int = 16  # windows per model call
-    videos_per_call: int = 1  # videos per decode call in the first pass (``videos_per_call``)
+    videos_per_call: int = 1  # videos per decode call in the first pass (see ``videos_per_call``)
 
 
-def plan_resources(spec: JobSpec, resources: dict[str, float]) -> Plan:
-    """Decode workers and model actors from the cluster's CPUs and GPUs.
+def plan_resources(spec: JobSpec, resources: dict[str, float], videos: Sequence[InputVideo] = ()) -> Plan:
+    """Decode workers and model actors from the cluster's CPUs and GPUs; ``videos`` (the ones to
+    decode) set how many go to a decode call.
 
     With GPUs: one actor per GPU, one CPU each, and the remaining CPUs decoding (the GPU
     stage is fed by CPU decoders). CPU only: decoding and the model compete for the same
@@ -70,10 +71,13 @@ def plan_resources(spec: JobSpec, resources: dict[str, float]) -> Plan:
             raise JobError("--device cuda was asked for but the Ray cluster has no GPU")
         actors = gpus
         workers = spec.decode_workers or max(1, cpus - actors)
-        return Plan(workers, actors, 1.0, 1.0, "cuda", 1, max(0.25, min(1.0, (cpus - actors) / workers)), batch)
-    workers = spec.decode_workers or cpus
-    actor_cpus = min(1.0, cpus / 2)
-    return Plan(workers, 1, actor_cpus, 0.0, "cpu", cpus, max(0.1, (cpus - actor_cpus) / workers), batch)
+        plan = Plan(workers, actors, 1.0, 1.0, "cuda", 1, max(0.25, min(1.0, (cpus - actors) / workers)), batch)
+    else:
+        workers = spec.decode_workers or cpus
+        actor_cpus = min(1.0, cpus / 2)
+        plan = Plan(workers, 1, actor_cpus, 0.0, "cpu", cpus, max(0.1, (cpus - actor_cpus) / workers), batch)
+    plan.videos_per_call = videos_per_call(videos, min(workers, len(videos)))
+    return plan
 
 
 IN_FLIGHT = 2  # decode calls queued per actor in the first pass
@@ -81,7 +85,7 @@ MAX_VIDEOS_PER_CALL = 4
 GROUP_MAX_BYTES = 16 * 2**20  # a file this big decodes for seconds: a call of its own
 
 
-def videos_per_call(videos: list[InputVideo], workers: int, in_flight: int = IN_FLIGHT) -> int:
+def videos_per_call(videos: Sequence[InputVideo], workers: int, in_flight: int = IN_FLIGHT) -> int:
     """How many videos one first-pass decode call takes.
 
     Every call costs Ray Data bookkeeping in the driver and the actor, ~15 ms of CPU, as much as
@@ -363,8 +367,7 @@ def _execute(spec: JobSpec, model: AVModel, model_bytes: bytes, model_name: str,
     ctx.max_errored_blocks = -1  # a block lost to a dead worker: its video is taken up by the second pass
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    plan = plan_resources(spec, ray.cluster_resources())
-    plan.videos_per_call = videos_per_call(todo, min(plan.decode_workers, len(todo)))
+    plan = plan_resources(spec, ray.cluster_resources(), todo)
     summary.plan = plan
     model_ref = ray.put(model_bytes)
 

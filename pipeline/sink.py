@@ -103,10 +103,6 @@ class OutputDir:
             status.update(zip(t.column("video_id").to_pylist(), t.column("status").to_pylist()))
         return status
 
-    def committed_ids(self) -> set[str]:
-        """video_ids already committed."""
-        return set(self.committed_status())
-
     # ---- the job file ---------------------------------------------------------------
     def read_job(self) -> dict[str, Any] | None:
         path = self._path(JOB_FILE)

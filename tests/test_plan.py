@@ -56,6 +56,8 @@ def test_small_files_go_several_to_a_decode_call_while_every_actor_stays_fed() -
     assert videos_per_call(_videos(12, small), workers=2) == 3  # 12 videos: two calls in flight on each actor
     assert videos_per_call(_videos(6, small), workers=4) == 1  # fewer videos than queue slots
     assert videos_per_call([], workers=2) == 1
+    assert plan_resources(spec(), {"CPU": 2.0}, _videos(400, small)).videos_per_call == 4
+    assert plan_resources(spec(), {"CPU": 2.0}).videos_per_call == 1
 
 
 def test_big_files_go_one_to_a_decode_call() -> None:
